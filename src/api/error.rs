@@ -1,0 +1,199 @@
+//! The one HTTP error type: one table from variant to (status, OpenAI type, code) and one place
+//! that writes the `{"error": {...}}` body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::StoreError;
+use crate::catalog::CatalogError;
+use crate::openai::{ErrorBody, ErrorDetail, RequestError};
+use crate::queue::{JobFailure, QueueError};
+
+/// Everything an HTTP route can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer` header.
+    #[error("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")]
+    MissingKey,
+    /// The key is unknown.
+    #[error("Incorrect API key provided.")]
+    InvalidKey,
+    /// The key was revoked.
+    #[error("This API key has been revoked.")]
+    RevokedKey,
+    /// A user key on an admin route.
+    #[error("This route needs an admin key.")]
+    AdminOnly,
+    /// The key's tier is no longer configured.
+    #[error("The tier '{0}' of this API key is not configured on this server.")]
+    UnknownTier(String),
+    /// The request body or parameters are wrong.
+    #[error("{}", .0.message)]
+    InvalidRequest(RequestError),
+    /// The request body is over the configured limit.
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    BodyTooLarge(usize),
+    /// No installed model has the requested name.
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    /// Unknown route or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource is not in a state that allows this change.
+    #[error("{0}")]
+    Conflict(String),
+    /// Known route, wrong method.
+    #[error("Method not allowed on this route.")]
+    MethodNotAllowed,
+    /// The caller's tier already has its maximum of queued requests.
+    #[error("{0}")]
+    QueueFull(String),
+    /// Ollama refused the request as too busy or rate limited.
+    #[error("{0}")]
+    Overloaded(String),
+    /// Ollama (or the queue) cannot serve now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Ollama failed in a way that is not the client's fault.
+    #[error("{0}")]
+    Upstream(String),
+    /// A bug or an infrastructure failure; the details are logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The table: HTTP status, OpenAI error type, error code.
+    fn parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
+        use StatusCode as S;
+        const INVALID: &str = "invalid_request_error";
+        match self {
+            Self::MissingKey => (S::UNAUTHORIZED, INVALID, None),
+            Self::InvalidKey | Self::RevokedKey => {
+                (S::UNAUTHORIZED, INVALID, Some("invalid_api_key"))
+            }
+            Self::AdminOnly => (S::FORBIDDEN, INVALID, Some("insufficient_permissions")),
+            Self::UnknownTier(_) => (S::FORBIDDEN, INVALID, Some("unknown_tier")),
+            Self::InvalidRequest(_) => (S::BAD_REQUEST, INVALID, None),
+            Self::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, INVALID, Some("request_too_large")),
+            Self::ModelNotFound(_) => (S::NOT_FOUND, INVALID, Some("model_not_found")),
+            Self::NotFound(_) => (S::NOT_FOUND, INVALID, Some("not_found")),
+            Self::Conflict(_) => (S::CONFLICT, INVALID, Some("conflict")),
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, INVALID, Some("method_not_allowed")),
+            Self::QueueFull(_) => (S::TOO_MANY_REQUESTS, "requests", Some("queue_full")),
+            Self::Overloaded(_) => (
+                S::TOO_MANY_REQUESTS,
+                "requests",
+                Some("rate_limit_exceeded"),
+            ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("service_unavailable"),
+            ),
+            Self::Upstream(_) => (S::BAD_GATEWAY, "server_error", Some("upstream_error")),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The OpenAI error object, also used for in-band stream errors.
+    pub fn detail(&self) -> ErrorDetail {
+        let (_, kind, code) = self.parts();
+        let message = match self {
+            // Internals are logged where they happen; clients get no stack of causes.
+            Self::Internal(_) => {
+                "The server had an error while processing your request.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let param = match self {
+            Self::InvalidRequest(e) => e.param.clone(),
+            Self::ModelNotFound(_) => Some("model".to_owned()),
+            _ => None,
+        };
+        ErrorDetail {
+            message,
+            kind: kind.to_owned(),
+            param,
+            code: code.map(str::to_owned),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response();
+        // Seconds a client should wait; OpenAI SDKs honour both headers.
+        if matches!(
+            self,
+            Self::QueueFull(_) | Self::Overloaded(_) | Self::Unavailable(_)
+        ) {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert("retry-after-ms", HeaderValue::from_static("1000"));
+        }
+        response
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self::InvalidRequest(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(model) => Self::ModelNotFound(model),
+            CatalogError::Ollama(e) => Self::Unavailable(format!("Ollama is not available: {e}")),
+            CatalogError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::TierFull { .. } => Self::QueueFull(format!("{e}; retry later")),
+            QueueError::Closed | QueueError::ClientGone => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<JobFailure> for ApiError {
+    fn from(f: JobFailure) -> Self {
+        match f.status {
+            404 => Self::NotFound(f.message),
+            429 => Self::Overloaded(f.message),
+            400..=499 => Self::InvalidRequest(RequestError {
+                message: f.message,
+                param: None,
+            }),
+            503 => Self::Unavailable(f.message),
+            _ => Self::Upstream(f.message),
+        }
+    }
+}

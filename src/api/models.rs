@@ -1,0 +1,89 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`: installed Ollama models (ids with tag) and the
+//! configured aliases that resolve to one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::catalog::CatalogError;
+use crate::ollama::wire::ModelEntry;
+
+/// One entry of the OpenAI model list.
+#[derive(Debug, Serialize)]
+pub struct Model {
+    id: String,
+    object: &'static str,
+    created: i64,
+    owned_by: String,
+}
+
+/// `{"object":"list","data":[...]}`.
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    object: &'static str,
+    data: Vec<Model>,
+}
+
+fn model(id: &str, entry: Option<&ModelEntry>) -> Model {
+    let owned_by = match (entry, id.split_once('/')) {
+        (None, _) => "seadragon".to_owned(),
+        (Some(_), Some((namespace, _))) => namespace.to_owned(),
+        (Some(_), None) => "library".to_owned(),
+    };
+    let created = entry
+        .and_then(|e| {
+            time::OffsetDateTime::parse(
+                &e.modified_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+        })
+        .map_or(0, time::OffsetDateTime::unix_timestamp);
+    Model {
+        id: id.to_owned(),
+        object: "model",
+        created,
+        owned_by,
+    }
+}
+
+/// Lists installed models, then aliases that currently resolve.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<ModelList>, ApiError> {
+    let models = state.catalog.models().await?;
+    let mut data: Vec<Model> = models.iter().map(|m| model(&m.name, Some(m))).collect();
+    for alias in state.catalog.aliases().keys() {
+        if !models.iter().any(|m| &m.name == alias) && state.catalog.resolve(alias).await.is_ok() {
+            data.push(model(alias, None));
+        }
+    }
+    Ok(Json(ModelList {
+        object: "list",
+        data,
+    }))
+}
+
+/// One model by the id a client uses (`llama3.2`, `llama3.2:latest` or an alias).
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Model>, ApiError> {
+    let resolved = match state.catalog.resolve(&id).await {
+        Ok(name) => name,
+        Err(CatalogError::NotFound(_)) => return Err(ApiError::ModelNotFound(id)),
+        Err(e) => return Err(e.into()),
+    };
+    let models = state.catalog.models().await?;
+    let is_alias = state.catalog.aliases().contains_key(&id);
+    let entry = models
+        .iter()
+        .find(|m| m.name == resolved)
+        .filter(|_| !is_alias);
+    Ok(Json(model(&id, entry)))
+}

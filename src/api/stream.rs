@@ -1,0 +1,158 @@
+//! The SSE answer: exact `data: <chunk>\n\n` frames, `data: [DONE]`, and comment keep-alives
+//! (`: queued position=N tier=pro`) while the job waits, so proxies and SDKs do not time out.
+//!
+//! The status line is held back until the first real event or the first keep-alive is due:
+//! a job that fails before that (unknown model on Ollama, Ollama down) still gets a proper
+//! HTTP error. After it, errors are an in-band `data: {"error": ...}` event, then the end.
+//! The body owns the job's ticket, so a client that disconnects cancels its job.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::openai::render::{ResponseMeta, error_event};
+use crate::queue::{JobEvent, JobQueue, JobTicket};
+
+/// Starts the SSE answer for a queued job.
+pub async fn respond(
+    state: &AppState,
+    mut ticket: JobTicket,
+    meta: ResponseMeta,
+    include_usage: bool,
+    tier: &str,
+) -> Result<Response, ApiError> {
+    let mut running = false;
+    let first = {
+        let deadline = tokio::time::sleep(state.keepalive);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                event = ticket.next_event() => match event {
+                    Some(JobEvent::Started { .. }) => running = true,
+                    Some(JobEvent::Failed(failure)) => return Err(failure.into()),
+                    None => return Err(ApiError::Unavailable("the worker running this request stopped; retry".into())),
+                    Some(event) => break Some(event),
+                },
+                () = &mut deadline => break None,
+            }
+        }
+    };
+    let mut sse = SseStream {
+        ticket,
+        meta,
+        include_usage,
+        queue: Arc::clone(&state.queue),
+        tier: tier.to_owned(),
+        keepalive: state.keepalive,
+        running,
+        pending: VecDeque::new(),
+        done: false,
+    };
+    match first {
+        Some(event) => sse.on_event(Some(event)),
+        None => {
+            let comment = sse.keepalive_comment();
+            sse.pending.push_back(comment);
+        }
+    }
+    let body = Body::from_stream(futures_util::stream::unfold(sse, |mut sse| async move {
+        let frame = sse.next_frame().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame), sse))
+    }));
+    Ok((
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+            // Tells nginx-style proxies not to buffer the stream.
+            (
+                axum::http::HeaderName::from_static("x-accel-buffering"),
+                "no",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+struct SseStream {
+    ticket: JobTicket,
+    meta: ResponseMeta,
+    include_usage: bool,
+    queue: Arc<dyn JobQueue>,
+    tier: String,
+    keepalive: Duration,
+    running: bool,
+    pending: VecDeque<Bytes>,
+    done: bool,
+}
+
+fn data(json: &str) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+impl SseStream {
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                event = self.ticket.next_event() => self.on_event(event),
+                () = tokio::time::sleep(self.keepalive) => {
+                    let comment = self.keepalive_comment();
+                    self.pending.push_back(comment);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Option<JobEvent>) {
+        match event {
+            Some(JobEvent::Started { .. }) => self.running = true,
+            Some(JobEvent::Delta(delta)) => {
+                self.pending.push_back(data(&self.meta.delta_chunk(&delta)));
+            }
+            Some(JobEvent::Finished {
+                finish_reason,
+                usage,
+            }) => {
+                self.pending
+                    .push_back(data(&self.meta.finish_chunk(&finish_reason)));
+                if self.include_usage {
+                    self.pending.push_back(data(&self.meta.usage_chunk(usage)));
+                }
+                self.pending
+                    .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                self.done = true;
+            }
+            Some(JobEvent::Failed(failure)) => self.fail(&ApiError::from(failure)),
+            None => self.fail(&ApiError::Unavailable(
+                "the worker running this request stopped".into(),
+            )),
+        }
+    }
+
+    fn fail(&mut self, error: &ApiError) {
+        self.pending.push_back(data(&error_event(&error.detail())));
+        self.done = true;
+    }
+
+    fn keepalive_comment(&self) -> Bytes {
+        match self.queue.position(&self.ticket.id) {
+            Some(position) if !self.running => Bytes::from(format!(
+                ": queued position={position} tier={}\n\n",
+                self.tier
+            )),
+            _ => Bytes::from_static(b": running\n\n"),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The model catalog: which models are installed, and what a requested name resolves to.
+//!
+//! Resolution follows Ollama (a name without a tag means `:latest`) plus two gateway rules:
+//! configured aliases (`gpt-4o` → `llama3.3:70b` or `"default"`), and `"default"` → the
+//! admin-selected default model, or the newest installed model while none is selected.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::{KeyStore, StoreError};
+use crate::ollama::wire::ModelEntry;
+use crate::ollama::{OllamaClient, OllamaError};
+
+/// How long a model list is trusted before Ollama is asked again.
+const FRESH_FOR: Duration = Duration::from_secs(2);
+
+/// The settings key of the admin-selected default model.
+pub const DEFAULT_MODEL_SETTING: &str = "default_model";
+
+/// Why a model name could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Ollama could not be asked.
+    #[error(transparent)]
+    Ollama(#[from] OllamaError),
+    /// No installed model has this name.
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    NotFound(String),
+    /// The settings could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cached view of Ollama's installed models.
+#[derive(Debug)]
+pub struct ModelCatalog {
+    ollama: OllamaClient,
+    store: KeyStore,
+    aliases: BTreeMap<String, String>,
+    cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
+}
+
+impl ModelCatalog {
+    /// A catalog asking `ollama`, with the configured aliases.
+    pub fn new(ollama: OllamaClient, store: KeyStore, aliases: BTreeMap<String, String>) -> Self {
+        Self {
+            ollama,
+            store,
+            aliases,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Configured aliases.
+    pub fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+
+    /// The installed models, at most a few seconds old.
+    pub async fn models(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
+        if let Some((at, models)) = self.cached()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(models);
+        }
+        self.refresh().await
+    }
+
+    fn cached(&self) -> Option<(Instant, Arc<Vec<ModelEntry>>)> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn refresh(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
+        let models = Arc::new(self.ollama.tags().await?.models);
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&models)));
+        Ok(models)
+    }
+
+    /// The installed model a client's `model` means.
+    pub async fn resolve(&self, requested: &str) -> Result<String, CatalogError> {
+        let target = self
+            .aliases
+            .get(requested)
+            .map_or(requested, String::as_str);
+        if target == "default" {
+            return self.default_model().await;
+        }
+        let models = self.models().await?;
+        if let Some(found) = find(&models, target) {
+            return Ok(found);
+        }
+        // The model may have been pulled a moment ago: look again once before refusing.
+        let stale = self
+            .cached()
+            .is_none_or(|(at, _)| at.elapsed() > Duration::from_millis(500));
+        if stale && let Some(found) = find(&self.refresh().await?, target) {
+            return Ok(found);
+        }
+        Err(CatalogError::NotFound(requested.to_owned()))
+    }
+
+    /// The model `"default"` resolves to.
+    pub async fn default_model(&self) -> Result<String, CatalogError> {
+        let models = self.models().await?;
+        if let Some(chosen) = self.store.setting(DEFAULT_MODEL_SETTING).await?
+            && let Some(found) = find(&models, &chosen)
+        {
+            return Ok(found);
+        }
+        // Ollama lists the newest model first.
+        models
+            .first()
+            .map(|m| m.name.clone())
+            .ok_or_else(|| CatalogError::NotFound("default".to_owned()))
+    }
+}
+
+/// The installed name matching `name`, adding `:latest` to an untagged name as Ollama does.
+fn find(models: &[ModelEntry], name: &str) -> Option<String> {
+    let tagged = if name.contains(':') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    };
+    models
+        .iter()
+        .find(|m| m.name == name || m.name == tagged || m.model == name || m.model == tagged)
+        .map(|m| m.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> ModelEntry {
+        ModelEntry {
+            name: name.into(),
+            model: name.into(),
+            ..ModelEntry::default()
+        }
+    }
+
+    #[test]
+    fn an_untagged_name_means_latest_and_tags_must_match() {
+        let models = [entry("llama3.2:latest"), entry("qwen3:8b")];
+        assert_eq!(
+            find(&models, "llama3.2").as_deref(),
+            Some("llama3.2:latest")
+        );
+        assert_eq!(find(&models, "qwen3:8b").as_deref(), Some("qwen3:8b"));
+        assert_eq!(find(&models, "qwen3"), None);
+        assert_eq!(find(&models, "llama3.2:1b"), None);
+    }
+}

@@ -1,0 +1,32 @@
+//! Seadragon: an OpenAI-compatible gateway that puts a tiered priority queue in front of Ollama.
+//!
+//! Map of the crate, in the order a request travels:
+//!
+//! - [`config`]: the typed settings, parsed once from flags, environment and the TOML file.
+//! - [`api`]: the HTTP surface (OpenAI routes, admin routes, health) and its one error type.
+//! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
+//! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
+//!   shared by the gateway (request side) and the worker (stream side).
+//! - [`queue`]: the traits the gateway and the workers share, the priority and aging arithmetic,
+//!   and the embedded backend.
+//! - [`worker`]: takes jobs in priority order and relays them to Ollama.
+//! - [`ollama`]: Ollama's native wire types and its HTTP client.
+//! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
+//! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
+//! - [`ids`]: random identifiers and secrets.
+//! - [`telemetry`]: log output and filtering.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod ids;
+pub mod ollama;
+pub mod openai;
+pub mod queue;
+pub mod telemetry;
+pub mod worker;
+
+pub use app::App;
+pub use config::Config;

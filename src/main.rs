@@ -1,0 +1,70 @@
+//! The `seadragon` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seadragon::config::{Cli, Command};
+use seadragon::{App, Config, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let settings = match cli.command {
+        Command::Serve(settings) => settings,
+        Command::Gateway(_) | Command::Worker(_) => {
+            tracing::error!(
+                "the gateway and worker roles need the RabbitMQ backend, which this build does not include yet; use `seadragon serve`"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::from_settings(settings) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match App::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(secret) = app.created_admin_key() {
+        print_admin_key(secret);
+    }
+    app.run_until_stopped(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// Shows the generated admin key once; it is stored only as a hash.
+#[allow(clippy::print_stdout)]
+fn print_admin_key(secret: &str) {
+    println!("No admin key existed, so one was created. It is shown only this once:");
+    println!("SEADRAGON_ADMIN_KEY={secret}");
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,199 @@
+//! HTTP client for Ollama's native API: model listing, and `/api/chat` as a stream of objects.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use serde_json::Value;
+
+use super::wire::{ChatChunk, ErrorBody, TagsResponse};
+
+/// Limits how long a call that should be instant (tags, version, show) may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a call to Ollama failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OllamaError {
+    /// No connection could be made (or it broke before an answer).
+    #[error("Ollama at {url} is unreachable: {reason}")]
+    Unreachable {
+        /// The base URL.
+        url: String,
+        /// What the connection attempt reported.
+        reason: String,
+    },
+    /// Ollama answered with an error status.
+    #[error("Ollama answered {status}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Ollama's message.
+        message: String,
+    },
+    /// The answer was not what Ollama sends (bad JSON, a stream cut short).
+    #[error("unexpected answer from Ollama: {0}")]
+    Protocol(String),
+}
+
+/// A cheap-to-clone client for one Ollama server.
+#[derive(Debug, Clone)]
+pub struct OllamaClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl OllamaClient {
+    /// A client for the server at `base`.
+    pub fn new(base: Url) -> Result<Self, OllamaError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| OllamaError::Protocol(e.to_string()))?;
+        Ok(Self { http, base })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // `path` is a fixed relative path; joining it onto an http(s) URL cannot fail.
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> OllamaError {
+        OllamaError::Unreachable {
+            url: self.base.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// `GET /api/version`.
+    pub async fn version(&self) -> Result<String, OllamaError> {
+        let v: Value = self.get_json("api/version").await?;
+        Ok(v["version"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `GET /api/tags`: the installed models.
+    pub async fn tags(&self) -> Result<TagsResponse, OllamaError> {
+        self.get_json("api/tags").await
+    }
+
+    /// `POST /api/show`: details and capabilities of one model.
+    pub async fn show(&self, model: &str) -> Result<Value, OllamaError> {
+        let response = self
+            .http
+            .post(self.url("api/show"))
+            .timeout(METADATA_TIMEOUT)
+            .json(&serde_json::json!({ "model": model }))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        read_json(response).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OllamaError> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .timeout(METADATA_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        read_json(response).await
+    }
+
+    /// `POST /api/chat` with a streaming body. Resolves once Ollama sent its status, which it
+    /// does together with the first object: model loading happens before this returns.
+    /// Dropping the returned stream closes the connection, which stops generation.
+    pub async fn chat(&self, body: &Value) -> Result<ChatStream, OllamaError> {
+        let response = self
+            .http
+            .post(self.url("api/chat"))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let response = error_for_status(response).await?;
+        Ok(ChatStream {
+            response,
+            buffer: Vec::new(),
+            ended: false,
+        })
+    }
+}
+
+async fn error_for_status(response: reqwest::Response) -> Result<reqwest::Response, OllamaError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    // Ollama's errors are `{"error": "..."}`; anything else (a proxy page) is passed on as text.
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| text.trim().to_owned());
+    Err(OllamaError::Status {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, OllamaError> {
+    let response = error_for_status(response).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| OllamaError::Protocol(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| OllamaError::Protocol(e.to_string()))
+}
+
+/// The NDJSON objects of one `/api/chat` answer, split on newlines across network chunks.
+#[derive(Debug)]
+pub struct ChatStream {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    ended: bool,
+}
+
+impl ChatStream {
+    /// The next object; `None` at the end of the body.
+    pub async fn next(&mut self) -> Option<Result<ChatChunk, OllamaError>> {
+        loop {
+            if let Some(newline) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=newline).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(parse(&line));
+            }
+            if self.ended {
+                if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                    return None;
+                }
+                let rest = std::mem::take(&mut self.buffer);
+                return Some(parse(&rest));
+            }
+            match self.response.chunk().await {
+                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Ok(None) => self.ended = true,
+                Err(e) => {
+                    self.ended = true;
+                    self.buffer.clear();
+                    return Some(Err(OllamaError::Protocol(format!(
+                        "the connection to Ollama broke mid-answer: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+fn parse(line: &[u8]) -> Result<ChatChunk, OllamaError> {
+    serde_json::from_slice(line)
+        .map_err(|e| OllamaError::Protocol(format!("invalid NDJSON line from Ollama: {e}")))
+}

@@ -1,0 +1,14 @@
+//! OpenAI wire types and the pure conversions between OpenAI and Ollama shapes.
+//!
+//! The gateway uses [`request`] to validate a client's body and turn it into Ollama's native
+//! request before anything is queued; the worker uses [`convert`] to turn Ollama's NDJSON objects
+//! into [`Delta`]s; the gateway uses [`render`] to write them as exact OpenAI chunks or one
+//! completion object.
+
+pub mod convert;
+pub mod render;
+pub mod request;
+mod types;
+
+pub use request::{ChatRequest, RequestError, ServiceTier};
+pub use types::{Delta, ErrorBody, ErrorDetail, ToolCall, Usage};

@@ -1,0 +1,593 @@
+//! Validates a client's `/v1/chat/completions` body and maps it to Ollama's native `/api/chat`
+//! request (`ollama-wire.md` §1.1 and §3.1), before anything is queued.
+//!
+//! Where Ollama's own `/v1` layer loses information, this mapping keeps it: omitted sampling
+//! settings stay unset (the model's defaults apply), `max_completion_tokens` is honoured, content
+//! parts of one message stay one message, and `tool_choice: "none"` really disables tools.
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// A client mistake in the request body, reported as a 400 `invalid_request_error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// What is wrong, in words a client developer can act on.
+    pub message: String,
+    /// The offending parameter (`messages[0].content`), when there is one.
+    pub param: Option<String>,
+}
+
+impl RequestError {
+    fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+}
+
+/// What the caller asked for in `service_tier` / `priority` (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceTier {
+    /// Run at the key's tier.
+    #[default]
+    Standard,
+    /// The caller volunteers to wait: one level lower.
+    Flex,
+}
+
+impl ServiceTier {
+    /// The name echoed in responses, as OpenAI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "default",
+            Self::Flex => "flex",
+        }
+    }
+}
+
+/// A validated chat request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The model name as the client sent it.
+    pub model: String,
+    /// Whether the client wants SSE.
+    pub stream: bool,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// The service tier the client chose.
+    pub service_tier: ServiceTier,
+    /// The native body without `model`.
+    native: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    model: String,
+    messages: Vec<RawMessage>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    stop: Option<Stop>,
+    response_format: Option<ResponseFormat>,
+    tools: Option<Vec<RawTool>>,
+    tool_choice: Option<Value>,
+    reasoning_effort: Option<String>,
+    reasoning: Option<Reasoning>,
+    service_tier: Option<String>,
+    priority: Option<i64>,
+    n: Option<u32>,
+    options: Option<Map<String, Value>>,
+    keep_alive: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Reasoning {
+    effort: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchema },
+}
+
+#[derive(Deserialize)]
+struct JsonSchema {
+    schema: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct RawTool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: RawToolFunction,
+}
+
+#[derive(Deserialize)]
+struct RawToolFunction {
+    name: String,
+    description: Option<String>,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    role: String,
+    #[serde(default)]
+    content: Value,
+    name: Option<String>,
+    tool_calls: Option<Vec<RawToolCall>>,
+    tool_call_id: Option<String>,
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawToolCall {
+    id: Option<String>,
+    function: RawFunctionCall,
+}
+
+#[derive(Deserialize)]
+struct RawFunctionCall {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl ChatRequest {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let raw: RawRequest = serde_path_to_error::deserialize(&mut de).map_err(serde_error)?;
+        Self::from_raw(raw)
+    }
+
+    /// The native `/api/chat` body for the resolved model, always streaming.
+    pub fn native_body(&self, model: &str) -> Value {
+        let mut body = self.native.clone();
+        body.insert("model".into(), Value::String(model.to_owned()));
+        Value::Object(body)
+    }
+
+    fn from_raw(raw: RawRequest) -> Result<Self, RequestError> {
+        if raw.model.trim().is_empty() {
+            return Err(RequestError::new(
+                "model",
+                "you must provide a model parameter",
+            ));
+        }
+        if raw.messages.is_empty() {
+            return Err(RequestError::new(
+                "messages",
+                "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            ));
+        }
+        if raw.n.is_some_and(|n| n != 1) {
+            return Err(RequestError::new("n", "only n = 1 is supported"));
+        }
+        let service_tier = service_tier(raw.service_tier.as_deref(), raw.priority)?;
+        let mut native = Map::new();
+        native.insert("messages".into(), Value::Array(messages(raw.messages)?));
+        native.insert("stream".into(), Value::Bool(true));
+        let options = options(
+            raw.options.unwrap_or_default(),
+            &Sampling {
+                max_tokens: raw.max_completion_tokens.or(raw.max_tokens),
+                temperature: raw.temperature,
+                top_p: raw.top_p,
+                seed: raw.seed,
+                frequency_penalty: raw.frequency_penalty,
+                presence_penalty: raw.presence_penalty,
+                stop: raw.stop,
+            },
+        )?;
+        if !options.is_empty() {
+            native.insert("options".into(), Value::Object(options));
+        }
+        let tools_disabled = raw.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+        if let Some(tools) = raw.tools.filter(|t| !t.is_empty() && !tools_disabled) {
+            native.insert("tools".into(), Value::Array(self::tools(tools)?));
+        }
+        if let Some(format) = raw.response_format.map(format).transpose()?.flatten() {
+            native.insert("format".into(), format);
+        }
+        let effort = raw
+            .reasoning_effort
+            .or(raw.reasoning.and_then(|r| r.effort));
+        if let Some(think) = effort.as_deref().map(think).transpose()? {
+            native.insert("think".into(), think);
+        }
+        if let Some(keep_alive) = raw.keep_alive.filter(|v| !v.is_null()) {
+            native.insert("keep_alive".into(), keep_alive);
+        }
+        Ok(Self {
+            model: raw.model,
+            stream: raw.stream.unwrap_or(false),
+            include_usage: raw
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            service_tier,
+            native,
+        })
+    }
+}
+
+/// Turns serde's message and path into our error, naming the parameter the way OpenAI does.
+fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return RequestError {
+            message: format!("We could not parse the JSON body of your request: {inner}"),
+            param: None,
+        };
+    }
+    let text = inner.to_string();
+    // serde reports a missing field at the enclosing path; name the field itself.
+    let missing = text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let param = match missing {
+        Some(field) if path == "." => field.to_owned(),
+        Some(field) => format!("{path}.{field}"),
+        None => path,
+    };
+    let message = match missing {
+        Some(_) => format!("Missing required parameter: '{param}'."),
+        None => format!("Invalid type for '{param}': {}", strip_position(&text)),
+    };
+    RequestError {
+        message,
+        param: Some(param),
+    }
+}
+
+fn strip_position(text: &str) -> &str {
+    text.split(" at line ").next().unwrap_or(text)
+}
+
+fn service_tier(name: Option<&str>, priority: Option<i64>) -> Result<ServiceTier, RequestError> {
+    let by_name = match name {
+        None | Some("auto" | "default" | "priority" | "scale") => ServiceTier::Standard,
+        Some("flex") => ServiceTier::Flex,
+        Some(other) => {
+            return Err(RequestError::new(
+                "service_tier",
+                format!("Invalid service_tier '{other}': expected auto, default, flex or priority"),
+            ));
+        }
+    };
+    // vLLM's convention: a positive priority means "less urgent".
+    Ok(if priority.is_some_and(|p| p > 0) {
+        ServiceTier::Flex
+    } else {
+        by_name
+    })
+}
+
+struct Sampling {
+    max_tokens: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    stop: Option<Stop>,
+}
+
+/// Ollama's `options`: the client's own first, then the OpenAI fields it set explicitly.
+fn options(
+    mut options: Map<String, Value>,
+    s: &Sampling,
+) -> Result<Map<String, Value>, RequestError> {
+    if let Some(max) = s.max_tokens {
+        if max == 0 {
+            return Err(RequestError::new(
+                "max_tokens",
+                "max_tokens must be at least 1",
+            ));
+        }
+        options.insert("num_predict".into(), json!(max));
+    }
+    if let Some(t) = s.temperature {
+        in_range("temperature", t, 0.0, 2.0)?;
+        options.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = s.top_p {
+        in_range("top_p", p, 0.0, 1.0)?;
+        options.insert("top_p".into(), json!(p));
+    }
+    if let Some(seed) = s.seed {
+        options.insert("seed".into(), json!(seed));
+    }
+    if let Some(f) = s.frequency_penalty {
+        in_range("frequency_penalty", f, -2.0, 2.0)?;
+        options.insert("frequency_penalty".into(), json!(f));
+    }
+    if let Some(p) = s.presence_penalty {
+        in_range("presence_penalty", p, -2.0, 2.0)?;
+        options.insert("presence_penalty".into(), json!(p));
+    }
+    match &s.stop {
+        Some(Stop::One(one)) => {
+            options.insert("stop".into(), json!([one]));
+        }
+        Some(Stop::Many(many)) if !many.is_empty() => {
+            options.insert("stop".into(), json!(many));
+        }
+        _ => {}
+    }
+    Ok(options)
+}
+
+fn in_range(param: &str, value: f64, min: f64, max: f64) -> Result<(), RequestError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(RequestError::new(
+            param,
+            format!("Invalid '{param}': {value} is outside [{min}, {max}]"),
+        ))
+    }
+}
+
+fn tools(tools: Vec<RawTool>) -> Result<Vec<Value>, RequestError> {
+    tools
+        .into_iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            if tool.kind != "function" {
+                return Err(RequestError::new(
+                    format!("tools[{i}].type"),
+                    format!("unsupported tool type '{}': only 'function'", tool.kind),
+                ));
+            }
+            if tool.function.name.is_empty() {
+                return Err(RequestError::new(
+                    format!("tools[{i}].function.name"),
+                    "a tool needs a function name",
+                ));
+            }
+            let mut function = Map::new();
+            function.insert("name".into(), Value::String(tool.function.name));
+            if let Some(d) = tool.function.description {
+                function.insert("description".into(), Value::String(d));
+            }
+            if let Some(p) = tool.function.parameters {
+                function.insert("parameters".into(), p);
+            }
+            Ok(json!({"type": "function", "function": function}))
+        })
+        .collect()
+}
+
+fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
+    match format {
+        ResponseFormat::Text => Ok(None),
+        ResponseFormat::JsonObject => Ok(Some(Value::String("json".into()))),
+        ResponseFormat::JsonSchema { json_schema } => json_schema
+            .schema
+            .map(|s| Some(Value::Object(s)))
+            .ok_or_else(|| {
+                RequestError::new(
+                    "response_format.json_schema.schema",
+                    "json_schema needs a schema object",
+                )
+            }),
+    }
+}
+
+/// OpenAI's `reasoning_effort` as Ollama's `think` (the mapping of Ollama's own `/v1`).
+fn think(effort: &str) -> Result<Value, RequestError> {
+    Ok(match effort {
+        "none" => Value::Bool(false),
+        "minimal" => json!("low"),
+        "low" | "medium" | "high" | "max" => json!(effort),
+        "xhigh" | "ultra" => json!("max"),
+        other => {
+            return Err(RequestError::new(
+                "reasoning_effort",
+                format!(
+                    "Invalid reasoning_effort '{other}': expected none, minimal, low, medium or high"
+                ),
+            ));
+        }
+    })
+}
+
+fn messages(raw: Vec<RawMessage>) -> Result<Vec<Value>, RequestError> {
+    let mut out = Vec::with_capacity(raw.len());
+    // Tool results name their function; clients often send only the call id.
+    let mut call_names: Vec<(String, String)> = Vec::new();
+    for (i, m) in raw.into_iter().enumerate() {
+        let param = |field: &str| format!("messages[{i}].{field}");
+        let (text, images) = content(m.content, &param("content"))?;
+        let mut native = Map::new();
+        match m.role.as_str() {
+            "system" | "developer" | "user" => {
+                let Some(text) = text else {
+                    return Err(RequestError::new(param("content"), "content is required"));
+                };
+                let role = if m.role == "user" { "user" } else { "system" };
+                native.insert("role".into(), json!(role));
+                native.insert("content".into(), Value::String(text));
+            }
+            "assistant" => {
+                native.insert("role".into(), json!("assistant"));
+                native.insert("content".into(), Value::String(text.unwrap_or_default()));
+                if let Some(thinking) = m.reasoning_content.or(m.reasoning) {
+                    native.insert("thinking".into(), Value::String(thinking));
+                }
+                let calls = m.tool_calls.unwrap_or_default();
+                if !calls.is_empty() {
+                    let mut native_calls = Vec::with_capacity(calls.len());
+                    for (j, call) in calls.into_iter().enumerate() {
+                        let arguments = arguments(call.function.arguments).ok_or_else(|| {
+                            RequestError::new(
+                                param(&format!("tool_calls[{j}].function.arguments")),
+                                "tool call arguments must be a JSON object encoded as a string",
+                            )
+                        })?;
+                        if let Some(id) = &call.id {
+                            call_names.push((id.clone(), call.function.name.clone()));
+                        }
+                        let mut c = json!({"function": {"name": call.function.name, "arguments": arguments}});
+                        if let Some(id) = call.id {
+                            c["id"] = Value::String(id);
+                        }
+                        native_calls.push(c);
+                    }
+                    native.insert("tool_calls".into(), Value::Array(native_calls));
+                }
+            }
+            "tool" => {
+                native.insert("role".into(), json!("tool"));
+                native.insert("content".into(), Value::String(text.unwrap_or_default()));
+                let looked_up = m.tool_call_id.as_ref().and_then(|id| {
+                    call_names
+                        .iter()
+                        .find(|(call_id, _)| call_id == id)
+                        .map(|(_, name)| name.clone())
+                });
+                if let Some(name) = m.name.or(looked_up) {
+                    native.insert("tool_name".into(), Value::String(name));
+                }
+                if let Some(id) = m.tool_call_id {
+                    native.insert("tool_call_id".into(), Value::String(id));
+                }
+            }
+            other => {
+                return Err(RequestError::new(
+                    param("role"),
+                    format!(
+                        "Invalid value '{other}': expected system, developer, user, assistant or tool"
+                    ),
+                ));
+            }
+        }
+        if !images.is_empty() {
+            native.insert("images".into(), json!(images));
+        }
+        out.push(Value::Object(native));
+    }
+    Ok(out)
+}
+
+/// A tool call's arguments as the object Ollama wants. OpenAI sends a JSON string.
+fn arguments(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => Some(json!({})),
+        Value::String(s) if s.trim().is_empty() => Some(json!({})),
+        Value::String(s) => serde_json::from_str::<Value>(&s)
+            .ok()
+            .filter(Value::is_object),
+        Value::Object(o) => Some(Value::Object(o)),
+        _ => None,
+    }
+}
+
+/// Message content: a string, or parts (text and images) gathered into one native message.
+/// `None` means the content was null or absent.
+fn content(value: Value, param: &str) -> Result<(Option<String>, Vec<String>), RequestError> {
+    match value {
+        Value::Null => Ok((None, Vec::new())),
+        Value::String(s) => Ok((Some(s), Vec::new())),
+        Value::Array(parts) => {
+            let mut texts = Vec::new();
+            let mut images = Vec::new();
+            for (k, part) in parts.into_iter().enumerate() {
+                let part_param = format!("{param}[{k}]");
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
+                match kind {
+                    "text" => match part.get("text").and_then(Value::as_str) {
+                        Some(t) => texts.push(t.to_owned()),
+                        None => {
+                            return Err(RequestError::new(
+                                format!("{part_param}.text"),
+                                "a text part needs a string 'text'",
+                            ));
+                        }
+                    },
+                    "image_url" => {
+                        let url = part.get("image_url").and_then(|u| {
+                            u.as_str().or_else(|| u.get("url").and_then(Value::as_str))
+                        });
+                        let url = url.ok_or_else(|| {
+                            RequestError::new(
+                                format!("{part_param}.image_url"),
+                                "an image part needs image_url.url",
+                            )
+                        })?;
+                        images.push(image_data(url, &part_param)?);
+                    }
+                    other => {
+                        return Err(RequestError::new(
+                            format!("{part_param}.type"),
+                            format!(
+                                "unsupported content part type '{other}': use 'text' or 'image_url'"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok((Some(texts.join("\n")), images))
+        }
+        _ => Err(RequestError::new(
+            param,
+            "content must be a string or an array of content parts",
+        )),
+    }
+}
+
+/// The base64 payload of a `data:` URL; Ollama takes images only inline.
+fn image_data(url: &str, param: &str) -> Result<String, RequestError> {
+    let error = |message: &str| RequestError::new(format!("{param}.image_url.url"), message);
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(error(
+            "image URLs are not fetched: send the image inline as a base64 data URL (data:image/png;base64,...)",
+        ));
+    }
+    let (header, payload) = url
+        .strip_prefix("data:")
+        .and_then(|rest| rest.split_once(','))
+        .ok_or_else(|| error("expected a data URL: data:image/<type>;base64,<data>"))?;
+    let mime = header
+        .strip_suffix(";base64")
+        .ok_or_else(|| error("the data URL must be base64-encoded"))?;
+    if !(mime.is_empty() || mime.starts_with("image/")) {
+        return Err(error("the data URL must hold an image"));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .map_err(|_| error("the image data is not valid base64"))?;
+    Ok(payload.to_owned())
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

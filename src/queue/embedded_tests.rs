@@ -1,0 +1,131 @@
+use super::*;
+
+fn job(id: &str, tier: &str, level: u8) -> Job {
+    Job {
+        id: id.into(),
+        tier: tier.into(),
+        base_level: level,
+        key_id: "key".into(),
+        model: "m".into(),
+        body: serde_json::Value::Null,
+        max_wait: Duration::from_secs(600),
+    }
+}
+
+fn queue(aging: Duration) -> EmbeddedQueue {
+    EmbeddedQueue::new(aging, HashMap::from([("free".to_owned(), 2)]))
+}
+
+async fn next_id(q: &EmbeddedQueue) -> String {
+    q.next().await.unwrap().job().id.clone()
+}
+
+#[tokio::test]
+async fn higher_levels_run_first_and_ties_keep_arrival_order() {
+    let q = queue(Duration::from_secs(3600));
+    let _t: Vec<_> = [("f1", 1), ("p1", 2), ("e1", 3), ("p2", 2), ("e2", 3)]
+        .into_iter()
+        .map(|(id, l)| {
+            let q = q.clone();
+            async move { q.submit(job(id, "pro", l)).await.unwrap() }
+        })
+        .collect::<futures_util::future::JoinAll<_>>()
+        .await;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        order.push(next_id(&q).await);
+    }
+    assert_eq!(order, ["e1", "e2", "p1", "p2", "f1"]);
+}
+
+#[tokio::test]
+async fn a_job_that_waited_three_intervals_beats_fresh_top_tier_work() {
+    let aging = Duration::from_millis(40);
+    let q = queue(aging);
+    let _old = q.submit(job("free", "pro", 1)).await.unwrap();
+    tokio::time::sleep(aging * 3 + Duration::from_millis(5)).await;
+    let _new = q.submit(job("ent", "pro", 3)).await.unwrap();
+    assert_eq!(next_id(&q).await, "free");
+    assert_eq!(next_id(&q).await, "ent");
+}
+
+#[tokio::test]
+async fn a_dropped_ticket_removes_its_queued_job() {
+    let q = queue(Duration::from_secs(3600));
+    let gone = q.submit(job("gone", "pro", 3)).await.unwrap();
+    let _kept = q.submit(job("kept", "pro", 1)).await.unwrap();
+    assert_eq!(q.snapshot().queued(), 2);
+    drop(gone);
+    assert_eq!(q.snapshot().queued(), 1);
+    assert_eq!(next_id(&q).await, "kept");
+}
+
+#[tokio::test]
+async fn a_claim_is_denied_once_the_client_left() {
+    let q = queue(Duration::from_secs(3600));
+    let ticket = q.submit(job("j", "pro", 1)).await.unwrap();
+    let delivery = q.next().await.unwrap();
+    drop(ticket);
+    assert!(delivery.claim("w").await.is_none());
+}
+
+#[tokio::test]
+async fn a_full_tier_refuses_new_jobs_and_other_tiers_still_enter() {
+    let q = queue(Duration::from_secs(3600));
+    let _a = q.submit(job("a", "free", 1)).await.unwrap();
+    let _b = q.submit(job("b", "free", 1)).await.unwrap();
+    let refused = q.submit(job("c", "free", 1)).await.unwrap_err();
+    assert!(matches!(
+        refused,
+        QueueError::TierFull { max_queued: 2, .. }
+    ));
+    assert!(q.submit(job("d", "pro", 2)).await.is_ok());
+}
+
+#[tokio::test]
+async fn position_counts_the_jobs_dispatched_before() {
+    let q = queue(Duration::from_secs(3600));
+    let _a = q.submit(job("a", "pro", 1)).await.unwrap();
+    let _b = q.submit(job("b", "pro", 3)).await.unwrap();
+    let _c = q.submit(job("c", "pro", 1)).await.unwrap();
+    assert_eq!(q.position("b"), Some(0));
+    assert_eq!(q.position("a"), Some(1));
+    assert_eq!(q.position("c"), Some(2));
+    assert_eq!(q.position("nope"), None);
+}
+
+#[tokio::test]
+async fn an_expired_job_fails_instead_of_running() {
+    let q = queue(Duration::from_secs(3600));
+    let mut short = job("short", "pro", 3);
+    short.max_wait = Duration::from_millis(10);
+    let mut ticket = q.submit(short).await.unwrap();
+    let _later = q.submit(job("later", "pro", 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(next_id(&q).await, "later");
+    assert!(matches!(ticket.next_event().await, Some(JobEvent::Failed(f)) if f.status == 503));
+}
+
+#[tokio::test]
+async fn close_wakes_idle_workers() {
+    let q = queue(Duration::from_secs(3600));
+    let idle = {
+        let q = q.clone();
+        tokio::spawn(async move { q.next().await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    q.close();
+    assert_eq!(idle.await.unwrap(), Err(QueueError::Closed));
+}
+
+#[tokio::test]
+async fn close_fails_queued_jobs_and_refuses_new_ones() {
+    let q = queue(Duration::from_secs(3600));
+    let mut ticket = q.submit(job("j", "pro", 1)).await.unwrap();
+    q.close();
+    assert!(matches!(ticket.next_event().await, Some(JobEvent::Failed(f)) if f.status == 503));
+    assert_eq!(
+        q.submit(job("late", "pro", 1)).await.unwrap_err(),
+        QueueError::Closed
+    );
+}

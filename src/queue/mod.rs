@@ -1,0 +1,221 @@
+//! The job queue: the contract between gateways and workers, whatever carries the jobs.
+//!
+//! The gateway side ([`JobQueue`]) submits a [`Job`] and reads its [`JobEvent`]s through a
+//! [`JobTicket`]; dropping the ticket cancels the job wherever it is. The worker side
+//! ([`WorkQueue`]) takes the next job in priority order as a [`Delivery`], claims it from its
+//! owner (granted once, denied if the client left, the job expired or another copy won), sends
+//! events through the resulting [`Assignment`] and finally acknowledges it.
+//!
+//! The traits are object-safe through `async_trait` because the backend is chosen at start-up
+//! (embedded or RabbitMQ) and the rest of the system holds `Arc<dyn ...>` handles.
+
+pub mod embedded;
+pub mod priority;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::openai::{Delta, Usage};
+
+/// A chat generation waiting for, or running on, a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Unique id (`job_...`).
+    pub id: String,
+    /// Tier of the caller's key.
+    pub tier: String,
+    /// Level the job starts at (tier priority, lowered for flex work).
+    pub base_level: u8,
+    /// Id of the caller's key, for admin views.
+    pub key_id: String,
+    /// Installed model the job runs on.
+    pub model: String,
+    /// Ollama's native `/api/chat` body.
+    pub body: serde_json::Value,
+    /// How long the job may wait in the queue before it fails without running.
+    pub max_wait: Duration,
+}
+
+/// What a worker reports about a job, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// A worker claimed the job and is calling Ollama.
+    Started {
+        /// The worker's name.
+        worker: String,
+    },
+    /// Part of the answer.
+    Delta(Delta),
+    /// The answer is complete.
+    Finished {
+        /// OpenAI finish reason.
+        finish_reason: String,
+        /// Token counts.
+        usage: Usage,
+    },
+    /// The job failed; nothing more follows.
+    Failed(JobFailure),
+}
+
+/// Why a job failed, with the HTTP status a client should see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// HTTP status (400 bad request to Ollama, 404 unknown model, 503 unavailable, ...).
+    pub status: u16,
+    /// Message for the client.
+    pub message: String,
+}
+
+impl JobFailure {
+    /// A failure with this status and message.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors of the queue itself (not of the job).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The tier already has its maximum of queued jobs.
+    #[error("the {tier} tier already has {max_queued} queued requests")]
+    TierFull {
+        /// The tier.
+        tier: String,
+        /// Its limit.
+        max_queued: usize,
+    },
+    /// The queue is shutting down.
+    #[error("the queue is shutting down")]
+    Closed,
+    /// The client of this job is gone; stop working on it.
+    #[error("the client of this job is gone")]
+    ClientGone,
+}
+
+/// Gateway side: submit jobs and follow them.
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Admits and queues a job. Refused when its tier is full or the queue is closed.
+    async fn submit(&self, job: Job) -> Result<JobTicket, QueueError>;
+
+    /// How many jobs would be dispatched before this one; `None` once it runs or is gone.
+    fn position(&self, job_id: &str) -> Option<usize>;
+
+    /// Queue depth and oldest wait per tier.
+    fn snapshot(&self) -> QueueSnapshot;
+}
+
+/// Worker side: take jobs in priority order.
+#[async_trait]
+pub trait WorkQueue: Send + Sync + std::fmt::Debug {
+    /// Waits for the next job in priority order; `Err(Closed)` when the queue shuts down.
+    async fn next(&self) -> Result<Box<dyn Delivery>, QueueError>;
+}
+
+/// A job handed to a worker, not yet claimed.
+#[async_trait]
+pub trait Delivery: Send + std::fmt::Debug {
+    /// The job.
+    fn job(&self) -> &Job;
+
+    /// Asks the job's owner for the right to run it. `None` when denied; the job is then
+    /// acknowledged and dropped, so nothing is generated for nobody.
+    async fn claim(self: Box<Self>, worker: &str) -> Option<Box<dyn Assignment>>;
+}
+
+/// A claimed job: the worker runs it and reports back.
+#[async_trait]
+pub trait Assignment: Send + std::fmt::Debug {
+    /// The job.
+    fn job(&self) -> &Job;
+
+    /// Sends one event to the client. `Err(ClientGone)` means: stop generating.
+    async fn send(&mut self, event: JobEvent) -> Result<(), QueueError>;
+
+    /// Cancelled when the client goes away, so the worker can drop the Ollama request at once.
+    fn cancelled(&self) -> CancellationToken;
+
+    /// Acknowledges the job after it finished, failed or was cancelled.
+    async fn finish(self: Box<Self>);
+}
+
+/// The gateway's handle on a submitted job. Dropping it cancels the job.
+#[derive(Debug)]
+pub struct JobTicket {
+    /// The job's id.
+    pub id: String,
+    events: mpsc::Receiver<JobEvent>,
+    _cancel_on_drop: CancelOnDrop,
+}
+
+impl JobTicket {
+    /// A ticket reading `events`; `on_drop` runs when the gateway lets go of the job.
+    pub fn new(
+        id: String,
+        events: mpsc::Receiver<JobEvent>,
+        on_drop: impl FnOnce() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            id,
+            events,
+            _cancel_on_drop: CancelOnDrop(Some(Box::new(on_drop))),
+        }
+    }
+
+    /// The next event; `None` when the job ended without a final event (e.g. a worker crash
+    /// the backend could not recover from).
+    pub async fn next_event(&mut self) -> Option<JobEvent> {
+        self.events.recv().await
+    }
+}
+
+struct CancelOnDrop(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl std::fmt::Debug for CancelOnDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CancelOnDrop")
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel();
+        }
+    }
+}
+
+/// Queue state per tier, for admin views and health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueSnapshot {
+    /// One entry per tier that has queued or running jobs.
+    pub tiers: Vec<TierDepth>,
+    /// Jobs claimed by workers and not finished.
+    pub running: usize,
+}
+
+/// Depth of one tier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierDepth {
+    /// Tier name.
+    pub tier: String,
+    /// Jobs waiting.
+    pub queued: usize,
+    /// Wait of the oldest queued job, in seconds.
+    pub oldest_wait_secs: f64,
+}
+
+impl QueueSnapshot {
+    /// Total queued jobs across tiers.
+    pub fn queued(&self) -> usize {
+        self.tiers.iter().map(|t| t.queued).sum()
+    }
+}

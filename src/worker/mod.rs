@@ -1,0 +1,78 @@
+//! Workers: take jobs in priority order, run them on Ollama and report back.
+//!
+//! A worker runs one loop per slot, so at most `slots` generations run at once: a loop takes a
+//! job only when its previous one has ended, which is also what keeps priority meaningful (a job
+//! is never pulled out of the queue before a slot can run it).
+
+mod job;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ollama::OllamaClient;
+use crate::queue::{QueueError, WorkQueue};
+
+/// A worker in front of one Ollama server.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    queue: Arc<dyn WorkQueue>,
+    ollama: OllamaClient,
+    slots: usize,
+    name: String,
+}
+
+impl Worker {
+    /// A worker taking jobs from `queue` and running up to `slots` of them on `ollama`.
+    pub fn new(
+        queue: Arc<dyn WorkQueue>,
+        ollama: OllamaClient,
+        slots: usize,
+        name: String,
+    ) -> Self {
+        Self {
+            queue,
+            ollama,
+            slots,
+            name,
+        }
+    }
+
+    /// Runs until `shutdown` fires or the queue closes. Jobs already running are finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut slots = JoinSet::new();
+        for slot in 0..self.slots {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            slots.spawn(async move { worker.slot_loop(slot, shutdown).await });
+        }
+        while slots.join_next().await.is_some() {}
+    }
+
+    async fn slot_loop(self, slot: usize, shutdown: CancellationToken) {
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = self.queue.next() => next,
+            };
+            let delivery = match next {
+                Ok(delivery) => delivery,
+                Err(QueueError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(slot, error = %e, "cannot take a job; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let job_id = delivery.job().id.clone();
+            let Some(mut assignment) = delivery.claim(&self.name).await else {
+                tracing::debug!(job = %job_id, "claim denied; job dropped");
+                continue;
+            };
+            job::run(&self.ollama, assignment.as_mut(), &self.name).await;
+            assignment.finish().await;
+        }
+    }
+}
