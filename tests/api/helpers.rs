@@ -1,0 +1,203 @@
+//! `spawn_app()`: a gateway on a random port with a fresh key store and its own fake Ollama,
+//! plus typed helpers for the requests the tests make.
+
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use seadragon::queue::QueueSnapshot;
+use seadragon::{App, Config};
+use serde_json::{Value, json};
+
+use crate::fake_ollama::{FakeConfig, FakeOllama};
+
+/// The bootstrap admin key every test app accepts.
+pub const ADMIN_KEY: &str = "test-admin-secret";
+
+/// Knobs a test may turn before the app starts.
+pub struct Options {
+    pub slots: usize,
+    pub aging: Duration,
+    pub keepalive: Duration,
+    pub fake: FakeConfig,
+    pub max_body_bytes: usize,
+    pub aliases: Vec<(&'static str, &'static str)>,
+    /// Point the gateway at a port where nothing listens.
+    pub ollama_down: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            slots: 1,
+            aging: Duration::from_secs(3600),
+            keepalive: Duration::from_secs(5),
+            fake: FakeConfig::default(),
+            max_body_bytes: 1024 * 1024,
+            aliases: Vec::new(),
+            ollama_down: false,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub app: App,
+    pub ollama: FakeOllama,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    seadragon::telemetry::init();
+    let ollama = FakeOllama::start(options.fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ollama_url = if options.ollama_down {
+        // A port that was free a moment ago: connections to it are refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    } else {
+        ollama.url()
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ollama_url: ollama_url.parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("keys.db").display()),
+        admin_key: Some(ADMIN_KEY.to_owned()),
+        slots: options.slots,
+        aging_interval: options.aging,
+        keepalive_interval: options.keepalive,
+        max_body_bytes: options.max_body_bytes,
+        aliases: options
+            .aliases
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect(),
+        ..Config::default()
+    };
+    let app = App::build(config).await.unwrap();
+    TestApp {
+        base: format!("http://{}", app.local_addr()),
+        app,
+        ollama,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+/// A chat body for `model` with one user message.
+pub fn chat(model: &str, prompt: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream})
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user key of `tier` through the admin API and returns its secret.
+    pub async fn key(&self, tier: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/admin/keys"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": format!("{tier} test key"), "tier": tier}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn post_chat(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn openai(&self, key: &str) -> Client<OpenAIConfig> {
+        Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(self.url("/v1"))
+                .with_api_key(key),
+        )
+    }
+
+    /// Waits until `n` jobs are queued (polls: the queue depth has no event to await).
+    pub async fn wait_queued(&self, n: usize) {
+        self.wait_for_queue(&format!("{n} queued"), |s| s.queued() == n)
+            .await;
+    }
+
+    /// Waits until the queue satisfies `condition`.
+    pub async fn wait_for_queue(&self, what: &str, condition: impl Fn(&QueueSnapshot) -> bool) {
+        let reached = tokio::time::timeout(Duration::from_secs(10), async {
+            while !condition(&self.app.queue_snapshot()) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(
+            reached.is_ok(),
+            "queue never reached: {what} (now {:?})",
+            self.app.queue_snapshot()
+        );
+    }
+}
+
+/// The frames of an SSE body: `data:` payloads and `:` comments, each checked to end in a
+/// blank line.
+pub async fn sse_frames(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    assert!(
+        text.ends_with("\n\n"),
+        "stream does not end with a blank line: {text:?}"
+    );
+    text.split_terminator("\n\n")
+        .map(|frame| {
+            assert!(!frame.contains('\n'), "frame spans lines: {frame:?}");
+            frame.to_owned()
+        })
+        .collect()
+}
+
+/// The JSON of the `data:` frames, without `[DONE]`.
+pub fn data_json(frames: &[String]) -> Vec<Value> {
+    frames
+        .iter()
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// Asserts an OpenAI-shaped error and returns its `error` object.
+pub async fn openai_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].clone();
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(error["type"].is_string(), "{body}");
+    assert!(
+        error.get("param").is_some() && error.get("code").is_some(),
+        "{body}"
+    );
+    error
+}

@@ -1,0 +1,21 @@
+//! Integration tests: the whole gateway on a random port, a fake Ollama behind it, real HTTP
+//! clients in front (the async-openai SDK and plain reqwest for exact SSE framing).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_debug_implementations
+)]
+
+mod binary;
+mod chat;
+mod errors;
+mod fake_ollama;
+mod health;
+mod helpers;
+mod keys;
+mod scheduling;
+mod sdk;
+mod tools_and_reasoning;
