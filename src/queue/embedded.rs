@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::priority::{LEVELS, effective_level};
 use super::{
-    Assignment, Delivery, Job, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
+    Assignment, Delivery, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
     QueueSnapshot, TierDepth, WorkQueue,
 };
 
@@ -37,6 +37,7 @@ struct Inner {
     aging: Duration,
     max_queued: HashMap<String, usize>,
     running: AtomicUsize,
+    board: Arc<JobBoard>,
 }
 
 #[derive(Debug, Default)]
@@ -66,36 +67,49 @@ impl EmbeddedQueue {
                 aging,
                 max_queued,
                 running: AtomicUsize::new(0),
+                board: Arc::default(),
             }),
         }
     }
 
     /// Stops dispatching: waiting workers return `Closed` and queued jobs fail with 503.
     pub fn close(&self) {
-        let drained: Vec<Queued> = {
-            let mut state = self.inner.lock();
-            state.closed = true;
-            state.location.clear();
-            state.queued_per_tier.clear();
-            state
-                .levels
-                .iter_mut()
-                .flat_map(std::mem::take)
-                .map(|(_, q)| q)
-                .collect()
-        };
-        for q in drained {
-            // A full buffer means the client is not reading; it is being shut down anyway.
-            let _ = q.events.try_send(JobEvent::Failed(JobFailure::new(
-                503,
-                "the server is shutting down; retry shortly",
-            )));
-        }
+        self.inner.lock().closed = true;
+        self.inner
+            .remove_queued(None, "the server is shutting down; retry shortly");
         self.inner.ready.notify_waiters();
     }
 }
 
 impl Inner {
+    /// Removes the queued jobs of `tier` (all when `None`) and fails them with `message`.
+    fn remove_queued(&self, tier: Option<&str>, message: &str) -> usize {
+        let removed: Vec<Queued> = {
+            let mut state = self.lock();
+            let doomed: Vec<(usize, u64)> = state
+                .levels
+                .iter()
+                .enumerate()
+                .flat_map(|(level, fifo)| {
+                    fifo.iter()
+                        .filter(|(_, q)| tier.is_none_or(|t| q.job.tier == t))
+                        .map(move |(&seq, _)| (level, seq))
+                })
+                .collect();
+            doomed
+                .into_iter()
+                .filter_map(|(level, seq)| state.remove(level, seq))
+                .collect()
+        };
+        for q in &removed {
+            // A full buffer means the client is not reading; it will see the end of its stream.
+            let _ = q
+                .events
+                .try_send(JobEvent::Failed(JobFailure::new(503, message)));
+        }
+        removed.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than refusing all further work, so recover the guard.
@@ -164,7 +178,22 @@ impl JobQueue for EmbeddedQueue {
     async fn submit(&self, job: Job) -> Result<JobTicket, QueueError> {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
-        let id = job.id.clone();
+        // The ticket exists before the job is queued; if admission fails it is dropped
+        // again, and its cancel hook finds nothing to remove.
+        let ticket = {
+            let cancel = cancel.clone();
+            let inner = Arc::downgrade(&self.inner);
+            let job_id = job.id.clone();
+            JobTicket::new(&job, rx, Arc::clone(&self.inner.board), move || {
+                cancel.cancel();
+                if let Some(inner) = inner.upgrade() {
+                    let mut state = inner.lock();
+                    if let Some(&(level, seq)) = state.location.get(&job_id) {
+                        state.remove(level, seq);
+                    }
+                }
+            })
+        };
         {
             let mut state = self.inner.lock();
             if state.closed {
@@ -182,29 +211,19 @@ impl JobQueue for EmbeddedQueue {
             let seq = state.next_seq;
             state.next_seq += 1;
             let level = usize::from(job.base_level).min(LEVELS - 1);
-            state.location.insert(id.clone(), (level, seq));
+            state.location.insert(job.id.clone(), (level, seq));
             state.levels[level].insert(
                 seq,
                 Queued {
                     job,
                     enqueued: Instant::now(),
                     events: tx,
-                    cancel: cancel.clone(),
+                    cancel,
                 },
             );
         }
         self.inner.ready.notify_one();
-        let inner = Arc::downgrade(&self.inner);
-        let job_id = id.clone();
-        Ok(JobTicket::new(id, rx, move || {
-            cancel.cancel();
-            if let Some(inner) = inner.upgrade() {
-                let mut state = inner.lock();
-                if let Some(&(level, seq)) = state.location.get(&job_id) {
-                    state.remove(level, seq);
-                }
-            }
-        }))
+        Ok(ticket)
     }
 
     fn position(&self, job_id: &str) -> Option<usize> {
@@ -228,6 +247,15 @@ impl JobQueue for EmbeddedQueue {
             })
             .sum();
         Some(ahead)
+    }
+
+    fn clear(&self, tier: Option<&str>) -> usize {
+        self.inner
+            .remove_queued(tier, "the queue was cleared by an administrator")
+    }
+
+    fn board(&self) -> &JobBoard {
+        &self.inner.board
     }
 
     fn snapshot(&self) -> QueueSnapshot {

@@ -129,3 +129,42 @@ async fn close_fails_queued_jobs_and_refuses_new_ones() {
         QueueError::Closed
     );
 }
+
+#[tokio::test]
+async fn clear_fails_the_queued_jobs_of_one_tier_only() {
+    let q = queue(Duration::from_secs(3600));
+    let mut free = q.submit(job("f", "free", 1)).await.unwrap();
+    let _pro = q.submit(job("p", "pro", 2)).await.unwrap();
+    assert_eq!(q.clear(Some("free")), 1);
+    assert!(matches!(free.next_event().await, Some(JobEvent::Failed(f)) if f.status == 503));
+    assert_eq!(q.snapshot().queued(), 1);
+    assert_eq!(q.clear(None), 1);
+    assert_eq!(q.snapshot().queued(), 0);
+}
+
+#[tokio::test]
+async fn the_board_follows_a_job_from_start_to_end() {
+    let q = queue(Duration::from_secs(3600));
+    let mut ticket = q.submit(job("j", "pro", 2)).await.unwrap();
+    let mut running = q.next().await.unwrap().claim("w1").await.unwrap();
+    running
+        .send(JobEvent::Started {
+            worker: "w1".into(),
+            slots: 2,
+        })
+        .await
+        .unwrap();
+    running
+        .send(JobEvent::Delta(Default::default()))
+        .await
+        .unwrap();
+    ticket.next_event().await;
+    ticket.next_event().await;
+    let board = q.board().running();
+    assert_eq!(board.len(), 1);
+    assert_eq!((board[0].worker.as_str(), board[0].tokens), ("w1", 1));
+    assert_eq!(q.board().workers()[0].slots, 2);
+    drop(ticket);
+    assert!(q.board().running().is_empty());
+    assert_eq!(q.board().workers()[0].running, 0);
+}

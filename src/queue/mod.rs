@@ -9,9 +9,11 @@
 //! The traits are object-safe through `async_trait` because the backend is chosen at start-up
 //! (embedded or RabbitMQ) and the rest of the system holds `Arc<dyn ...>` handles.
 
+mod board;
 pub mod embedded;
 pub mod priority;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::openai::{Delta, Usage};
+
+use board::JobSummary;
+pub use board::{JobBoard, RunningJob, WorkerSeen};
 
 /// A chat generation waiting for, or running on, a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +53,8 @@ pub enum JobEvent {
     Started {
         /// The worker's name.
         worker: String,
+        /// Generations the worker runs at once.
+        slots: usize,
     },
     /// Part of the answer.
     Delta(Delta),
@@ -111,6 +118,12 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Queue depth and oldest wait per tier.
     fn snapshot(&self) -> QueueSnapshot;
+
+    /// Fails every queued job (of one tier, or all) with a clean error; returns how many.
+    fn clear(&self, tier: Option<&str>) -> usize;
+
+    /// Running jobs and workers seen.
+    fn board(&self) -> &JobBoard;
 }
 
 /// Worker side: take jobs in priority order.
@@ -153,19 +166,24 @@ pub struct JobTicket {
     /// The job's id.
     pub id: String,
     events: mpsc::Receiver<JobEvent>,
+    summary: JobSummary,
+    board: Arc<JobBoard>,
     _cancel_on_drop: CancelOnDrop,
 }
 
 impl JobTicket {
-    /// A ticket reading `events`; `on_drop` runs when the gateway lets go of the job.
+    /// A ticket reading `events` of `job`; `on_drop` runs when the gateway lets go of the job.
     pub fn new(
-        id: String,
+        job: &Job,
         events: mpsc::Receiver<JobEvent>,
+        board: Arc<JobBoard>,
         on_drop: impl FnOnce() + Send + Sync + 'static,
     ) -> Self {
         Self {
-            id,
+            id: job.id.clone(),
             events,
+            summary: JobSummary::from(job),
+            board,
             _cancel_on_drop: CancelOnDrop(Some(Box::new(on_drop))),
         }
     }
@@ -173,7 +191,23 @@ impl JobTicket {
     /// The next event; `None` when the job ended without a final event (e.g. a worker crash
     /// the backend could not recover from).
     pub async fn next_event(&mut self) -> Option<JobEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        match &event {
+            Some(JobEvent::Started { worker, slots }) => {
+                self.board.started(&self.summary, worker, *slots);
+            }
+            Some(JobEvent::Delta(_)) => self.board.token(&self.id),
+            Some(JobEvent::Finished { .. } | JobEvent::Failed(_)) | None => {
+                self.board.ended(&self.id);
+            }
+        }
+        event
+    }
+}
+
+impl Drop for JobTicket {
+    fn drop(&mut self) {
+        self.board.ended(&self.id);
     }
 }
 

@@ -13,10 +13,16 @@ enum Stop {
 
 /// Runs `job` on Ollama and reports every event. Returns when the answer ended, failed, or the
 /// client went away (in which case the Ollama request is dropped, which stops generation).
-pub(super) async fn run(ollama: &OllamaClient, job: &mut dyn Assignment, worker: &str) {
+pub(super) async fn run(
+    ollama: &OllamaClient,
+    job: &mut dyn Assignment,
+    worker: &str,
+    slots: usize,
+) {
     let cancelled = job.cancelled();
     let started = JobEvent::Started {
         worker: worker.to_owned(),
+        slots,
     };
     if job.send(started).await.is_err() {
         return;

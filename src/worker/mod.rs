@@ -71,7 +71,7 @@ impl Worker {
                 tracing::debug!(job = %job_id, "claim denied; job dropped");
                 continue;
             };
-            job::run(&self.ollama, assignment.as_mut(), &self.name).await;
+            job::run(&self.ollama, assignment.as_mut(), &self.name, self.slots).await;
             assignment.finish().await;
         }
     }
