@@ -1,6 +1,6 @@
-//! Builds and runs the system: key store, Ollama client, queue, worker and HTTP server.
-//! `main` and the integration tests both go through [`App::build`], so the code under test is
-//! the code that runs.
+//! Builds and runs the system for one role: key store, catalog, queue backend, worker and
+//! HTTP server. `main` and the integration tests both go through [`App::build_role`], so the
+//! code under test is the code that runs.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,16 +13,28 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::auth::{KeyStore, Role, StoreError};
-use crate::catalog::ModelCatalog;
+use crate::auth::{KeyStore, Role as KeyRole, StoreError};
+use crate::catalog::{ModelCatalog, ModelSource};
 use crate::config::{Config, ConfigError};
 use crate::ollama::{OllamaClient, OllamaError};
 use crate::queue::embedded::EmbeddedQueue;
-use crate::queue::{JobQueue, QueueSnapshot};
+use crate::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
+use crate::queue::{JobQueue, QueueSnapshot, WorkQueue};
 use crate::worker::Worker;
 
 /// How long running generations may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which parts of the system this process runs (DESIGN §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Gateway and worker in one process.
+    Serve,
+    /// HTTP only; jobs go to RabbitMQ.
+    Gateway,
+    /// Jobs from RabbitMQ to Ollama; serves health only.
+    Worker,
+}
 
 /// Why the system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,69 +56,107 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The requested mode is not available in this build.
+    /// The role needs a setting that is missing.
     #[error("{0}")]
     Unsupported(String),
 }
 
-/// A running Seadragon: HTTP server plus worker, on the embedded queue.
+/// The queue backend of this process, kept to close it at shutdown.
+#[derive(Debug)]
+enum Backend {
+    Embedded(EmbeddedQueue),
+    Rabbit {
+        gateway: Option<RabbitGateway>,
+        worker: Option<RabbitWorker>,
+    },
+}
+
+/// A running Seadragon process.
 #[derive(Debug)]
 pub struct App {
     addr: SocketAddr,
-    queue: EmbeddedQueue,
+    backend: Backend,
+    jobs: Option<Arc<dyn JobQueue>>,
     created_admin_key: Option<String>,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
-    worker: JoinHandle<()>,
+    worker: Option<JoinHandle<()>>,
 }
 
 impl App {
-    /// Opens the key store, binds the listener (port 0 picks one) and starts serving.
+    /// Starts `seadragon serve` with this configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        config.validate()?;
-        if config.amqp_url.is_some() {
-            return Err(StartError::Unsupported(
-                "SEADRAGON_AMQP_URL is set, but this build serves only the embedded queue; unset it".into(),
-            ));
-        }
-        let top_tier = config.top_tier().name.clone();
-        let mut keys = KeyStore::connect(&config.database_url).await?;
-        if let Some(secret) = &config.admin_key {
-            keys = keys.with_bootstrap_admin(secret, &top_tier);
-        }
-        let created_admin_key = if config.admin_key.is_none() && !keys.has_active_admin().await? {
-            Some(keys.create("admin", &top_tier, Role::Admin).await?.1)
-        } else {
-            None
-        };
+        Self::build_role(config, Role::Serve).await
+    }
 
-        let ollama = OllamaClient::new(config.ollama_url.clone())?;
-        if let Err(e) = ollama.version().await {
-            tracing::warn!("{e}; requests will get 503 until it answers (see /api/health)");
-        }
+    /// Opens what the role needs, binds the listener (port 0 picks one) and starts serving.
+    pub async fn build_role(config: Config, role: Role) -> Result<Self, StartError> {
+        config.validate()?;
+        let rabbit = match (&config.amqp_url, role) {
+            (Some(url), _) => Some(RabbitConfig::new(url)),
+            (None, Role::Serve) => None,
+            (None, _) => {
+                return Err(StartError::Unsupported(
+                    "the gateway and worker roles need SEADRAGON_AMQP_URL (a RabbitMQ URL)".into(),
+                ));
+            }
+        };
+        let aging = config.aging_interval;
         let max_queued: HashMap<String, usize> = config
             .tiers
             .iter()
             .map(|t| (t.name.clone(), t.max_queued))
             .collect();
-        let queue = EmbeddedQueue::new(config.aging_interval, max_queued);
-        let state = AppState {
-            queue: Arc::new(queue.clone()) as Arc<dyn JobQueue>,
-            keys: keys.clone(),
-            catalog: Arc::new(ModelCatalog::new(
-                ollama.clone(),
-                keys,
-                config.aliases.clone(),
-            )),
-            ollama: ollama.clone(),
-            tiers: Arc::new(
-                config
-                    .tiers
-                    .iter()
-                    .map(|t| (t.name.clone(), t.clone()))
-                    .collect(),
-            ),
-            keepalive: config.keepalive_interval,
+        let slots = u16::try_from(config.slots).unwrap_or(u16::MAX);
+        let Queues {
+            backend,
+            jobs,
+            work,
+        } = open_queues(rabbit, role, aging, max_queued, slots);
+
+        let ollama = OllamaClient::new(config.ollama_url.clone())?;
+        if role != Role::Gateway
+            && let Err(e) = ollama.version().await
+        {
+            tracing::warn!("{e}; requests will get 503 until it answers (see /api/health)");
+        }
+        let shutdown = CancellationToken::new();
+        let worker = work.map(|work| {
+            let name = format!("{}-{}", hostname(), crate::ids::random_alphanumeric(6));
+            let worker = Worker::new(work, ollama.clone(), config.slots, name);
+            tokio::spawn(worker.run(shutdown.clone()))
+        });
+
+        let mut created_admin_key = None;
+        let router = match &jobs {
+            Some(jobs) => {
+                let keys = open_keys(&config).await?;
+                created_admin_key = bootstrap_admin(&config, &keys).await?;
+                let source = match (&backend, role) {
+                    (
+                        Backend::Rabbit {
+                            gateway: Some(g), ..
+                        },
+                        Role::Gateway,
+                    ) => ModelSource::Workers(Arc::new(g.clone())),
+                    _ => ModelSource::Ollama(ollama.clone()),
+                };
+                let state = AppState {
+                    queue: Arc::clone(jobs),
+                    keys: keys.clone(),
+                    catalog: Arc::new(ModelCatalog::new(source, keys, config.aliases.clone())),
+                    tiers: Arc::new(
+                        config
+                            .tiers
+                            .iter()
+                            .map(|t| (t.name.clone(), t.clone()))
+                            .collect(),
+                    ),
+                    keepalive: config.keepalive_interval,
+                };
+                api::router(state, config.max_body_bytes)
+            }
+            None => api::worker_router(ollama.clone(), worker_status(&backend)),
         };
 
         let listener =
@@ -120,20 +170,16 @@ impl App {
             addr: config.listen,
             source,
         })?;
-        let shutdown = CancellationToken::new();
-        let router = api::router(state, config.max_body_bytes);
         let server = tokio::spawn(
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .into_future(),
         );
-        let worker_name = format!("embedded-{}", addr.port());
-        let worker = Worker::new(Arc::new(queue.clone()), ollama, config.slots, worker_name);
-        let worker = tokio::spawn(worker.run(shutdown.clone()));
-        tracing::info!(%addr, slots = config.slots, "Seadragon listening on http://{addr}");
+        tracing::info!(%addr, slots = config.slots, ?role, "Seadragon listening on http://{addr}");
         Ok(Self {
             addr,
-            queue,
+            backend,
+            jobs,
             created_admin_key,
             shutdown,
             server,
@@ -151,9 +197,9 @@ impl App {
         self.created_admin_key.as_deref()
     }
 
-    /// Queue depth per tier and running jobs.
+    /// Queue depth per tier and running jobs, as this process sees them.
     pub fn queue_snapshot(&self) -> QueueSnapshot {
-        self.queue.snapshot()
+        self.jobs.as_ref().map(|j| j.snapshot()).unwrap_or_default()
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
@@ -168,9 +214,24 @@ impl App {
     /// Stops accepting work, fails queued jobs, lets running ones finish (bounded), and ends.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.queue.close();
+        match &self.backend {
+            Backend::Embedded(queue) => queue.close(),
+            Backend::Rabbit { gateway, .. } => {
+                if let Some(g) = gateway {
+                    g.close();
+                }
+            }
+        }
         let drain = async {
-            let _ = self.worker.await;
+            if let Some(worker) = self.worker {
+                let _ = worker.await;
+            }
+            if let Backend::Rabbit {
+                worker: Some(w), ..
+            } = &self.backend
+            {
+                w.close();
+            }
             let _ = self.server.await;
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -179,4 +240,74 @@ impl App {
             );
         }
     }
+}
+
+/// The two sides of the queue this role uses.
+struct Queues {
+    backend: Backend,
+    jobs: Option<Arc<dyn JobQueue>>,
+    work: Option<Arc<dyn WorkQueue>>,
+}
+
+fn open_queues(
+    rabbit: Option<RabbitConfig>,
+    role: Role,
+    aging: Duration,
+    max_queued: HashMap<String, usize>,
+    slots: u16,
+) -> Queues {
+    let Some(rabbit) = rabbit else {
+        let queue = EmbeddedQueue::new(aging, max_queued);
+        return Queues {
+            backend: Backend::Embedded(queue.clone()),
+            jobs: Some(Arc::new(queue.clone())),
+            work: Some(Arc::new(queue)),
+        };
+    };
+    let gateway =
+        (role != Role::Worker).then(|| RabbitGateway::start(rabbit.clone(), aging, max_queued));
+    let worker = (role != Role::Gateway).then(|| {
+        let mut config = rabbit.clone();
+        config.instance = format!("{}-w", rabbit.instance);
+        RabbitWorker::start(config, slots)
+    });
+    Queues {
+        jobs: gateway.clone().map(|g| Arc::new(g) as Arc<dyn JobQueue>),
+        work: worker.clone().map(|w| Arc::new(w) as Arc<dyn WorkQueue>),
+        backend: Backend::Rabbit { gateway, worker },
+    }
+}
+
+fn worker_status(backend: &Backend) -> Option<RabbitWorker> {
+    match backend {
+        Backend::Rabbit { worker, .. } => worker.clone(),
+        Backend::Embedded(_) => None,
+    }
+}
+
+async fn open_keys(config: &Config) -> Result<KeyStore, StartError> {
+    let mut keys = KeyStore::connect(&config.database_url).await?;
+    if let Some(secret) = &config.admin_key {
+        keys = keys.with_bootstrap_admin(secret, &config.top_tier().name);
+    }
+    Ok(keys)
+}
+
+/// Creates the first admin key when none is configured or stored.
+async fn bootstrap_admin(config: &Config, keys: &KeyStore) -> Result<Option<String>, StartError> {
+    if config.admin_key.is_some() || keys.has_active_admin().await? {
+        return Ok(None);
+    }
+    let (_, secret) = keys
+        .create("admin", &config.top_tier().name, KeyRole::Admin)
+        .await?;
+    Ok(Some(secret))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned())
 }

@@ -18,6 +18,24 @@ const FRESH_FOR: Duration = Duration::from_secs(2);
 /// The settings key of the admin-selected default model.
 pub const DEFAULT_MODEL_SETTING: &str = "default_model";
 
+/// Where the model list comes from: Ollama itself (serve, worker), or the announcements of
+/// the workers behind the broker (a gateway without an Ollama of its own).
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// Ask this Ollama.
+    Ollama(OllamaClient),
+    /// Ask the workers' announcements.
+    Workers(Arc<dyn ModelDirectory>),
+}
+
+/// Models and Ollama health as announced by live workers.
+pub trait ModelDirectory: Send + Sync + std::fmt::Debug {
+    /// The union of the models of workers heard from recently (newest first, no duplicates).
+    fn models(&self) -> Vec<ModelEntry>;
+    /// How many workers were heard from recently, and how many of them reach their Ollama.
+    fn workers(&self) -> (usize, usize);
+}
+
 /// Why a model name could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -30,22 +48,25 @@ pub enum CatalogError {
     /// The settings could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No worker has announced itself recently, so no model can run.
+    #[error("no worker is connected to the queue")]
+    NoWorkers,
 }
 
 /// Cached view of Ollama's installed models.
 #[derive(Debug)]
 pub struct ModelCatalog {
-    ollama: OllamaClient,
+    source: ModelSource,
     store: KeyStore,
     aliases: BTreeMap<String, String>,
     cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
 }
 
 impl ModelCatalog {
-    /// A catalog asking `ollama`, with the configured aliases.
-    pub fn new(ollama: OllamaClient, store: KeyStore, aliases: BTreeMap<String, String>) -> Self {
+    /// A catalog asking `source`, with the configured aliases.
+    pub fn new(source: ModelSource, store: KeyStore, aliases: BTreeMap<String, String>) -> Self {
         Self {
-            ollama,
+            source,
             store,
             aliases,
             cache: Mutex::new(None),
@@ -75,7 +96,15 @@ impl ModelCatalog {
     }
 
     async fn refresh(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
-        let models = Arc::new(self.ollama.tags().await?.models);
+        let models = Arc::new(match &self.source {
+            ModelSource::Ollama(ollama) => ollama.tags().await?.models,
+            ModelSource::Workers(directory) => {
+                if directory.workers().0 == 0 {
+                    return Err(CatalogError::NoWorkers);
+                }
+                directory.models()
+            }
+        });
         *self
             .cache
             .lock()
@@ -105,6 +134,22 @@ impl ModelCatalog {
             return Ok(found);
         }
         Err(CatalogError::NotFound(requested.to_owned()))
+    }
+
+    /// Whatever runs the models: `Ok(detail)` when it answers.
+    pub async fn health(&self) -> Result<String, String> {
+        match &self.source {
+            ModelSource::Ollama(ollama) => ollama
+                .version()
+                .await
+                .map(|v| format!("Ollama {v}"))
+                .map_err(|e| e.to_string()),
+            ModelSource::Workers(directory) => match directory.workers() {
+                (0, _) => Err("no worker is connected to the queue".to_owned()),
+                (n, 0) => Err(format!("{n} workers connected, none reaches its Ollama")),
+                (n, ok) => Ok(format!("{ok} of {n} workers reach their Ollama")),
+            },
+        }
     }
 
     /// The model `"default"` resolves to.

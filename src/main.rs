@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use seadragon::app::Role;
 use seadragon::config::{Cli, Command};
 use seadragon::{App, Config, telemetry};
 
@@ -10,14 +11,10 @@ use seadragon::{App, Config, telemetry};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
-    let settings = match cli.command {
-        Command::Serve(settings) => settings,
-        Command::Gateway(_) | Command::Worker(_) => {
-            tracing::error!(
-                "the gateway and worker roles need the RabbitMQ backend, which this build does not include yet; use `seadragon serve`"
-            );
-            return ExitCode::from(2);
-        }
+    let (settings, role) = match cli.command {
+        Command::Serve(settings) => (settings, Role::Serve),
+        Command::Gateway(settings) => (settings, Role::Gateway),
+        Command::Worker(settings) => (settings, Role::Worker),
     };
     let config = match Config::from_settings(settings) {
         Ok(config) => config,
@@ -26,7 +23,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match App::build(config).await {
+    let app = match App::build_role(config, role).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("cannot start: {e}");

@@ -170,6 +170,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::NotFound(model) => Self::ModelNotFound(model),
             CatalogError::Ollama(e) => Self::Unavailable(format!("Ollama is not available: {e}")),
             CatalogError::Store(e) => e.into(),
+            CatalogError::NoWorkers => Self::Unavailable(format!("{e}; retry shortly")),
         }
     }
 }
@@ -178,7 +179,9 @@ impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
             QueueError::TierFull { .. } => Self::QueueFull(format!("{e}; retry later")),
-            QueueError::Closed | QueueError::ClientGone => Self::Unavailable(e.to_string()),
+            QueueError::Closed | QueueError::ClientGone | QueueError::Unavailable(_) => {
+                Self::Unavailable(e.to_string())
+            }
         }
     }
 }

@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::state::AppState;
+use crate::ollama::OllamaClient;
+use crate::queue::rabbitmq::RabbitWorker;
 
 /// One dependency's state.
 #[derive(Debug, Serialize)]
@@ -49,12 +51,18 @@ pub async fn livez() -> &'static str {
 
 /// Readiness with details.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (ollama, key_store) = tokio::join!(state.ollama.version(), state.keys.ping());
+    let (ollama, key_store) = tokio::join!(state.catalog.health(), state.keys.ping());
     let snapshot = state.queue.snapshot();
+    let backend = state.queue.health();
+    let queue = if backend.ok {
+        Ok(format!("{}: {}", backend.backend, backend.detail))
+    } else {
+        Err(format!("{}: {}", backend.backend, backend.detail))
+    };
     let report = Health {
         status: "ok",
-        ollama: Check::from(ollama.map(|v| format!("version {v}"))),
-        queue: Check::from(Ok::<_, std::convert::Infallible>("embedded".to_owned())),
+        ollama: Check::from(ollama),
+        queue: Check::from(queue),
         key_store: Check::from(key_store.map(|()| String::new())),
         queued: snapshot.queued(),
         running: snapshot.running,
@@ -70,6 +78,49 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         Json(Health {
             status: if ready { "ok" } else { "degraded" },
             ..report
+        }),
+    )
+}
+
+/// What a worker process checks: its Ollama and its broker session.
+#[derive(Debug, Clone)]
+pub struct WorkerHealth {
+    /// The worker's Ollama.
+    pub ollama: OllamaClient,
+    /// The worker's broker handle.
+    pub broker: Option<RabbitWorker>,
+}
+
+/// A worker's health report.
+#[derive(Debug, Serialize)]
+pub struct WorkerReport {
+    status: &'static str,
+    ollama: Check,
+    queue: Check,
+}
+
+/// Readiness of a worker process.
+pub async fn worker_health(State(state): State<WorkerHealth>) -> (StatusCode, Json<WorkerReport>) {
+    let ollama = Check::from(state.ollama.version().await.map(|v| format!("Ollama {v}")));
+    let broker = state.broker.map(|b| b.status()).unwrap_or_default();
+    let queue = Check::from(if broker.connected && !broker.blocked {
+        Ok("rabbitmq: connected".to_owned())
+    } else {
+        Err(broker
+            .last_error
+            .unwrap_or_else(|| "rabbitmq: not connected".to_owned()))
+    });
+    let ready = ollama.ok && queue.ok;
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(WorkerReport {
+            status: if ready { "ok" } else { "degraded" },
+            ollama,
+            queue,
         }),
     )
 }

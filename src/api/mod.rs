@@ -66,6 +66,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
 }
 
+/// The router of a worker process: health only.
+pub fn worker_router(
+    ollama: crate::ollama::OllamaClient,
+    broker: Option<crate::queue::rabbitmq::RabbitWorker>,
+) -> Router {
+    Router::new()
+        .route("/api/health", get(health::worker_health))
+        .route("/livez", get(health::livez))
+        .fallback(not_found)
+        .with_state(health::WorkerHealth { ollama, broker })
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("Unknown route. See /docs for the API.".to_owned())
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::auth::KeyStore;
 use crate::catalog::ModelCatalog;
 use crate::config::TierConfig;
-use crate::ollama::OllamaClient;
 use crate::queue::JobQueue;
 
 /// Shared handles, cloned into each request.
@@ -19,8 +18,6 @@ pub struct AppState {
     pub keys: KeyStore,
     /// Installed models and aliases.
     pub catalog: Arc<ModelCatalog>,
-    /// For health checks.
-    pub ollama: OllamaClient,
     /// Tiers by name.
     pub tiers: Arc<HashMap<String, TierConfig>>,
     /// Interval of SSE keep-alive comments.

@@ -72,7 +72,7 @@ pub struct TagsResponse {
 }
 
 /// One installed model.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 pub struct ModelEntry {
     /// Name with tag, e.g. `llama3.2:latest`.
     #[serde(default)]

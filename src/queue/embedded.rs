@@ -6,7 +6,7 @@
 //! heads: dispatch costs O(levels + log n) however many jobs wait. Aging is computed at dispatch
 //! time from the job's wait, so a job is promoted exactly once per level by construction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::priority::{LEVELS, effective_level};
 use super::{
-    Assignment, Delivery, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
-    QueueSnapshot, TierDepth, WorkQueue,
+    Assignment, BackendHealth, Delivery, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket,
+    QueueError, QueueSnapshot, TierDepth, WorkQueue,
 };
 
 /// Events a worker may send ahead of a slow client before it waits.
@@ -38,12 +38,22 @@ struct Inner {
     max_queued: HashMap<String, usize>,
     running: AtomicUsize,
     board: Arc<JobBoard>,
+    /// Wakes the expiry task when an earlier deadline arrives or the queue goes away.
+    expiry_wake: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.expiry_wake.notify_one();
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     levels: [BTreeMap<u64, Queued>; LEVELS],
     location: HashMap<String, (usize, u64)>,
+    /// (deadline, level, seq) of every queued job, so expiry needs no scan.
+    deadlines: BTreeSet<(Instant, usize, u64)>,
     queued_per_tier: HashMap<String, usize>,
     next_seq: u64,
     closed: bool,
@@ -60,7 +70,8 @@ struct Queued {
 impl EmbeddedQueue {
     /// A queue whose jobs rise one level per `aging`, with a limit of queued jobs per tier.
     pub fn new(aging: Duration, max_queued: HashMap<String, usize>) -> Self {
-        Self {
+        let expiry_wake = Arc::new(Notify::new());
+        let queue = Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 ready: Notify::new(),
@@ -68,8 +79,11 @@ impl EmbeddedQueue {
                 max_queued,
                 running: AtomicUsize::new(0),
                 board: Arc::default(),
+                expiry_wake: Arc::clone(&expiry_wake),
             }),
-        }
+        };
+        tokio::spawn(expire(Arc::downgrade(&queue.inner), expiry_wake));
+        queue
     }
 
     /// Stops dispatching: waiting workers return `Closed` and queued jobs fail with 503.
@@ -162,9 +176,55 @@ fn expired(job: &Job) -> JobFailure {
     )
 }
 
+/// Fails queued jobs at their tier's deadline, even while no worker is free to look at them.
+async fn expire(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let wakeup = wake.notified();
+        tokio::pin!(wakeup);
+        wakeup.as_mut().enable();
+        let next = {
+            let Some(inner) = inner.upgrade() else { return };
+            let now = Instant::now();
+            let expired: Vec<Queued> = {
+                let mut state = inner.lock();
+                if state.closed {
+                    return;
+                }
+                let mut expired = Vec::new();
+                while let Some(&(deadline, level, seq)) = state.deadlines.first()
+                    && deadline <= now
+                {
+                    state.deadlines.pop_first();
+                    expired.extend(state.remove(level, seq));
+                }
+                expired
+            };
+            for q in expired {
+                let _ = q.events.try_send(JobEvent::Failed(self::expired(&q.job)));
+            }
+            inner
+                .lock()
+                .deadlines
+                .first()
+                .map(|&(deadline, _, _)| deadline)
+        };
+        match next {
+            Some(deadline) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline.into()) => {}
+                    () = &mut wakeup => {}
+                }
+            }
+            None => wakeup.await,
+        }
+    }
+}
+
 impl State {
     fn remove(&mut self, level: usize, seq: u64) -> Option<Queued> {
         let q = self.levels[level].remove(&seq)?;
+        self.deadlines
+            .remove(&(q.enqueued + q.job.max_wait, level, seq));
         self.location.remove(&q.job.id);
         if let Some(n) = self.queued_per_tier.get_mut(&q.job.tier) {
             *n = n.saturating_sub(1);
@@ -212,15 +272,25 @@ impl JobQueue for EmbeddedQueue {
             state.next_seq += 1;
             let level = usize::from(job.base_level).min(LEVELS - 1);
             state.location.insert(job.id.clone(), (level, seq));
+            let enqueued = Instant::now();
+            let deadline = enqueued + job.max_wait;
+            let earliest = state
+                .deadlines
+                .first()
+                .is_none_or(|&(d, _, _)| deadline < d);
+            state.deadlines.insert((deadline, level, seq));
             state.levels[level].insert(
                 seq,
                 Queued {
                     job,
-                    enqueued: Instant::now(),
+                    enqueued,
                     events: tx,
                     cancel,
                 },
             );
+            if earliest {
+                self.inner.expiry_wake.notify_one();
+            }
         }
         self.inner.ready.notify_one();
         Ok(ticket)
@@ -256,6 +326,20 @@ impl JobQueue for EmbeddedQueue {
 
     fn board(&self) -> &JobBoard {
         &self.inner.board
+    }
+
+    fn health(&self) -> BackendHealth {
+        let closed = self.inner.lock().closed;
+        BackendHealth {
+            backend: "embedded",
+            ok: !closed,
+            detail: if closed {
+                "shutting down"
+            } else {
+                "in process"
+            }
+            .to_owned(),
+        }
     }
 
     fn snapshot(&self) -> QueueSnapshot {

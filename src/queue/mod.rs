@@ -12,6 +12,7 @@
 mod board;
 pub mod embedded;
 pub mod priority;
+pub mod rabbitmq;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,9 @@ pub enum QueueError {
     /// The client of this job is gone; stop working on it.
     #[error("the client of this job is gone")]
     ClientGone,
+    /// The queue cannot take work now (broker down or blocking publishers).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Gateway side: submit jobs and follow them.
@@ -124,6 +128,20 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Running jobs and workers seen.
     fn board(&self) -> &JobBoard;
+
+    /// Whether the backend can take work now.
+    fn health(&self) -> BackendHealth;
+}
+
+/// A backend's readiness, for `/api/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendHealth {
+    /// `embedded` or `rabbitmq`.
+    pub backend: &'static str,
+    /// Whether new jobs are accepted.
+    pub ok: bool,
+    /// What is wrong, or details when fine.
+    pub detail: String,
 }
 
 /// Worker side: take jobs in priority order.
@@ -131,6 +149,18 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 pub trait WorkQueue: Send + Sync + std::fmt::Debug {
     /// Waits for the next job in priority order; `Err(Closed)` when the queue shuts down.
     async fn next(&self) -> Result<Box<dyn Delivery>, QueueError>;
+
+    /// Tells the gateways what this worker offers. Only distributed backends need it.
+    async fn announce(&self, _announcement: &WorkerAnnouncement) {}
+}
+
+/// What a worker offers: its Ollama's models and whether that Ollama answers.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerAnnouncement {
+    /// `/api/tags` entries, as JSON.
+    pub models: Vec<serde_json::Value>,
+    /// Whether the last check of Ollama succeeded.
+    pub ollama_ok: bool,
 }
 
 /// A job handed to a worker, not yet claimed.

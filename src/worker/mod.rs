@@ -13,7 +13,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ollama::OllamaClient;
-use crate::queue::{QueueError, WorkQueue};
+use crate::queue::{QueueError, WorkQueue, WorkerAnnouncement};
+
+/// How often a worker tells the gateways what it offers.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
 
 /// A worker in front of one Ollama server.
 #[derive(Debug, Clone)]
@@ -43,12 +46,42 @@ impl Worker {
     /// Runs until `shutdown` fires or the queue closes. Jobs already running are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut slots = JoinSet::new();
+        {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            slots.spawn(async move { worker.announce_loop(shutdown).await });
+        }
         for slot in 0..self.slots {
             let worker = self.clone();
             let shutdown = shutdown.clone();
             slots.spawn(async move { worker.slot_loop(slot, shutdown).await });
         }
         while slots.join_next().await.is_some() {}
+    }
+
+    /// Announces this worker's models every few seconds (a no-op on the embedded queue).
+    async fn announce_loop(self, shutdown: CancellationToken) {
+        loop {
+            let announcement = match self.ollama.tags().await {
+                Ok(tags) => WorkerAnnouncement {
+                    models: tags
+                        .models
+                        .iter()
+                        .filter_map(|m| serde_json::to_value(m).ok())
+                        .collect(),
+                    ollama_ok: true,
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "Ollama did not list its models");
+                    WorkerAnnouncement::default()
+                }
+            };
+            self.queue.announce(&announcement).await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(ANNOUNCE_EVERY) => {}
+            }
+        }
     }
 
     async fn slot_loop(self, slot: usize, shutdown: CancellationToken) {

@@ -1,0 +1,258 @@
+//! Broker plumbing shared by gateway and worker: queue names, topology, connections, and
+//! confirmed publishing that tells a routed message from a returned one.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::queue::priority::TOP_LEVEL;
+
+/// How long an unused reply, control or announcement queue survives its owner.
+const OWNER_QUEUE_EXPIRES_MS: u32 = 30_000;
+
+/// Names of everything Seadragon declares, under one prefix so deployments (and tests)
+/// can share a broker without seeing each other.
+#[derive(Debug, Clone)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// Names under `prefix` (`seadragon` in production).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The priority job queue.
+    pub fn jobs(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+
+    /// The dead-letter exchange and its inspection queue.
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// A gateway instance's reply queue.
+    pub fn reply(&self, instance: &str) -> String {
+        format!("{}.reply.{instance}", self.prefix)
+    }
+
+    /// A worker instance's control queue.
+    pub fn control(&self, instance: &str) -> String {
+        format!("{}.control.{instance}", self.prefix)
+    }
+
+    /// The fanout exchange workers announce themselves on.
+    pub fn workers(&self) -> String {
+        format!("{}.workers", self.prefix)
+    }
+
+    /// A gateway instance's queue of worker announcements.
+    pub fn announcements(&self, instance: &str) -> String {
+        format!("{}.announce.{instance}", self.prefix)
+    }
+}
+
+/// Opens a named connection (the name shows in the management UI).
+pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let properties =
+        ConnectionProperties::default().with_connection_name(LongString::from(name.to_owned()));
+    Connection::connect(url, properties).await
+}
+
+/// A channel in confirm mode, for publishing.
+pub async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Declares the shared topology. Idempotent; every process does it at connect.
+pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            names.dead().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let mut dead_args = FieldTable::default();
+    dead_args.insert("x-message-ttl".into(), AMQPValue::LongUInt(86_400_000));
+    channel
+        .queue_declare(
+            names.dead().into(),
+            QueueDeclareOptions::durable(),
+            dead_args,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            names.dead().into(),
+            names.dead().into(),
+            ShortString::from(""),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    // The priority count is fixed at declare time; changing it means deleting the queue.
+    let mut job_args = FieldTable::default();
+    job_args.insert(
+        "x-max-priority".into(),
+        AMQPValue::ShortShortUInt(TOP_LEVEL),
+    );
+    job_args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.dead().into()),
+    );
+    channel
+        .queue_declare(
+            names.jobs().into(),
+            QueueDeclareOptions::durable(),
+            job_args,
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.workers().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares a queue owned by one process instance: durable with a client-chosen name (so a
+/// reconnect redeclares it), removed by the broker once unused for a while.
+pub async fn declare_owned(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongUInt(OWNER_QUEUE_EXPIRES_MS),
+    );
+    channel
+        .queue_declare(name.into(), QueueDeclareOptions::durable(), args)
+        .await?;
+    Ok(())
+}
+
+/// What became of a confirmed publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The broker took it and routed it.
+    Routed,
+    /// `mandatory` and no queue: the owner of the target queue is gone.
+    Returned,
+}
+
+/// Why a publish did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No channel (disconnected) or the channel failed.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message.
+    #[error("the broker refused the message")]
+    Nacked,
+    /// No confirm arrived in time (e.g. the connection is blocked by an alarm).
+    #[error("the broker did not confirm in time")]
+    Timeout,
+}
+
+/// How long a publish may wait for its confirm before it counts as failed.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Publishes on the default exchange to `queue` and waits for the confirm.
+pub async fn publish(
+    channel: &Channel,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+    mandatory: bool,
+) -> Result<Published, PublishError> {
+    let send = async {
+        let confirm = channel
+            .basic_publish(
+                ShortString::from(""),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..BasicPublishOptions::default()
+                },
+                payload,
+                properties.with_delivery_mode(1),
+            )
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+        if confirm.is_nack() {
+            return Err(PublishError::Nacked);
+        }
+        Ok(if confirm.take_message().is_some() {
+            Published::Returned
+        } else {
+            Published::Routed
+        })
+    };
+    tokio::time::timeout(CONFIRM_TIMEOUT, send)
+        .await
+        .map_err(|_| PublishError::Timeout)?
+}
+
+/// Publishes to a fanout exchange without waiting for consumers (announcements).
+pub async fn publish_to_exchange(
+    channel: &Channel,
+    exchange: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    let send = async {
+        channel
+            .basic_publish(
+                exchange.into(),
+                ShortString::from(""),
+                BasicPublishOptions::default(),
+                payload,
+                properties.with_delivery_mode(1),
+            )
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))
+    };
+    tokio::time::timeout(CONFIRM_TIMEOUT, send)
+        .await
+        .map_err(|_| PublishError::Timeout)?
+        .map(|_| ())
+}
+
+/// JSON message properties with a correlation id.
+pub fn json_properties(correlation_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_correlation_id(correlation_id.into())
+}
+
+/// Waits `attempt`-dependent backoff before a reconnect: 0.2 s doubling to 5 s.
+pub async fn backoff(attempt: u32) {
+    let millis = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}

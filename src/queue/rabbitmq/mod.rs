@@ -1,0 +1,57 @@
+//! The RabbitMQ backend: the same queue semantics as the embedded one, across processes.
+//!
+//! Topology (all names under a prefix, `seadragon` by default):
+//! - `<prefix>.jobs`: classic durable queue, `x-max-priority` = 4, dead letters to
+//!   `<prefix>.dead`. Workers consume it with manual acks and prefetch = slots.
+//! - `<prefix>.reply.<gateway>`: one per gateway instance, durable with `x-expires`; workers
+//!   publish claims and events there (`mandatory`, so a vanished gateway is noticed).
+//! - `<prefix>.control.<worker>`: one per worker instance, same rules; gateways publish
+//!   grant, deny and cancel orders there.
+//! - `<prefix>.workers`: fanout exchange on which workers announce slots and models.
+//!
+//! Aging: classic priority queues neither age nor expire below the head, so the owning
+//! gateway publishes a copy one level higher each aging interval while the job is unclaimed;
+//! the claim, arbitrated by that gateway, makes the copies harmless.
+
+mod broker;
+mod gateway;
+mod wire;
+mod worker;
+
+use serde::Serialize;
+
+pub use gateway::RabbitGateway;
+pub use worker::RabbitWorker;
+
+/// Where the broker is and how this process names itself there.
+#[derive(Debug, Clone)]
+pub struct RabbitConfig {
+    /// `amqp://user:pass@host:port/vhost`.
+    pub url: String,
+    /// Prefix of every queue and exchange name.
+    pub prefix: String,
+    /// This process's instance name, unique among gateways and workers.
+    pub instance: String,
+}
+
+impl RabbitConfig {
+    /// Production names and a fresh random instance name.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: "seadragon".to_owned(),
+            instance: crate::ids::random_alphanumeric(12).to_lowercase(),
+        }
+    }
+}
+
+/// The state of one process's broker connection.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BrokerStatus {
+    /// A session is up.
+    pub connected: bool,
+    /// The broker blocks publishing (memory or disk alarm).
+    pub blocked: bool,
+    /// Why the last session ended.
+    pub last_error: Option<String>,
+}

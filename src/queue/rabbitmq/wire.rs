@@ -1,0 +1,115 @@
+//! Messages on the broker: jobs (gateway → workers), replies (worker → gateway: claims and
+//! events) and control orders (gateway → worker: grant, deny, cancel). All JSON, versioned.
+
+use serde::{Deserialize, Serialize};
+
+use crate::queue::{Job, JobEvent};
+
+/// A copy of a job on `seadragon.jobs`. Aging publishes copies one level higher; the claim
+/// makes sure only one of them runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobMessage {
+    /// Format version.
+    pub v: u8,
+    /// The job.
+    pub job: Job,
+    /// 0 for the first copy, +1 per aging step.
+    pub copy: u8,
+    /// The owning gateway's reply queue.
+    pub reply_to: String,
+}
+
+/// Worker → gateway, on the gateway's reply queue, `correlation_id` = job id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// The worker asks to run the job.
+    Claim {
+        /// The job.
+        job_id: String,
+        /// Which copy the worker received.
+        copy: u8,
+        /// Whether the broker delivered this copy before (a worker died holding it).
+        redelivered: bool,
+        /// The worker's name.
+        worker: String,
+        /// The worker's control queue, where the answer goes.
+        control: String,
+    },
+    /// Events of a granted job, in order.
+    Events {
+        /// The job.
+        job_id: String,
+        /// One or more events (deltas may be coalesced).
+        events: Vec<JobEvent>,
+    },
+}
+
+/// Gateway → worker, on the worker's control queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    /// Run it.
+    Grant {
+        /// The job.
+        job_id: String,
+    },
+    /// Do not run it (client gone, expired, another copy won).
+    Deny {
+        /// The job.
+        job_id: String,
+    },
+    /// Stop running it: the client went away.
+    Cancel {
+        /// The job.
+        job_id: String,
+    },
+}
+
+impl Control {
+    /// The job the order is about.
+    pub fn job_id(&self) -> &str {
+        match self {
+            Self::Grant { job_id } | Self::Deny { job_id } | Self::Cancel { job_id } => job_id,
+        }
+    }
+}
+
+/// What a worker announces on the fanout exchange every few seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The worker's name.
+    pub worker: String,
+    /// Generations it runs at once.
+    pub slots: usize,
+    /// The models its Ollama has installed (`/api/tags` entries, as JSON).
+    pub models: Vec<serde_json::Value>,
+    /// Whether its Ollama answered the last check.
+    pub ollama_ok: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_and_orders_round_trip_with_a_kind_tag() {
+        let claim = Reply::Claim {
+            job_id: "j".into(),
+            copy: 1,
+            redelivered: false,
+            worker: "w".into(),
+            control: "c".into(),
+        };
+        let json = serde_json::to_string(&claim).unwrap();
+        assert!(json.starts_with(r#"{"kind":"claim""#), "{json}");
+        assert!(matches!(
+            serde_json::from_str::<Reply>(&json).unwrap(),
+            Reply::Claim { copy: 1, .. }
+        ));
+        let grant = Control::Grant { job_id: "j".into() };
+        let json = serde_json::to_string(&grant).unwrap();
+        assert_eq!(serde_json::from_str::<Control>(&json).unwrap(), grant);
+        assert_eq!(grant.job_id(), "j");
+    }
+}

@@ -1,0 +1,403 @@
+//! Worker side of the RabbitMQ backend: consumes the job queue with prefetch = slots (more
+//! would let the broker hand out work before a slot is free and silently defeat priority),
+//! claims each job from its gateway, streams events back and acknowledges the job only when
+//! it ended, so a worker that dies mid-job gets it redelivered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use lapin::message::Delivery as AmqpDelivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Event};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{self, Names, Published};
+use super::wire::{Announcement, Control, JobMessage, Reply};
+use super::{BrokerStatus, RabbitConfig};
+use crate::queue::{
+    Assignment, Delivery, Job, JobEvent, QueueError, WorkQueue, WorkerAnnouncement,
+};
+
+/// How long a worker waits for its claim to be answered before dropping the job.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The worker's handle on the broker.
+#[derive(Debug, Clone)]
+pub struct RabbitWorker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RabbitConfig,
+    names: Names,
+    control_queue: String,
+    slots: u16,
+    incoming: tokio::sync::Mutex<mpsc::Receiver<AmqpDelivery>>,
+    incoming_tx: mpsc::Sender<AmqpDelivery>,
+    claims: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    channel: watch::Sender<Option<Channel>>,
+    status: Mutex<BrokerStatus>,
+    shutdown: CancellationToken,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RabbitWorker {
+    /// Starts the connection supervisor for a worker running `slots` jobs at once.
+    pub fn start(config: RabbitConfig, slots: u16) -> Self {
+        let names = Names::new(&config.prefix);
+        let control_queue = names.control(&config.instance);
+        let (incoming_tx, incoming) = mpsc::channel(usize::from(slots.max(1)));
+        let inner = Arc::new(Inner {
+            names,
+            control_queue,
+            slots,
+            incoming: tokio::sync::Mutex::new(incoming),
+            incoming_tx,
+            claims: Mutex::default(),
+            running: Mutex::default(),
+            channel: watch::Sender::new(None),
+            status: Mutex::default(),
+            shutdown: CancellationToken::new(),
+            config,
+        });
+        tokio::spawn(supervise(Arc::clone(&inner)));
+        Self { inner }
+    }
+
+    /// Broker connection state.
+    pub fn status(&self) -> BrokerStatus {
+        locked(&self.inner.status).clone()
+    }
+
+    /// Stops consuming; unacknowledged jobs go back to the queue.
+    pub fn close(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+impl Inner {
+    async fn publish_reply(
+        &self,
+        reply_to: &str,
+        job_id: &str,
+        reply: &Reply,
+    ) -> Result<Published, QueueError> {
+        let channel = self
+            .channel
+            .borrow()
+            .clone()
+            .ok_or(QueueError::ClientGone)?;
+        let payload =
+            serde_json::to_vec(reply).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        broker::publish(
+            &channel,
+            reply_to,
+            &payload,
+            broker::json_properties(job_id),
+            true,
+        )
+        .await
+        .map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl WorkQueue for RabbitWorker {
+    async fn next(&self) -> Result<Box<dyn Delivery>, QueueError> {
+        loop {
+            let delivery = {
+                let mut incoming = self.inner.incoming.lock().await;
+                tokio::select! {
+                    d = incoming.recv() => d.ok_or(QueueError::Closed)?,
+                    () = self.inner.shutdown.cancelled() => return Err(QueueError::Closed),
+                }
+            };
+            match serde_json::from_slice::<JobMessage>(&delivery.data) {
+                Ok(message) => {
+                    return Ok(Box::new(RabbitDelivery {
+                        message,
+                        delivery,
+                        inner: Arc::clone(&self.inner),
+                    }));
+                }
+                Err(e) => {
+                    // Poison: nothing can run it; acknowledging drops it for good.
+                    tracing::warn!(error = %e, "unreadable job message; dropped");
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+            }
+        }
+    }
+
+    async fn announce(&self, announcement: &WorkerAnnouncement) {
+        let Some(channel) = self.inner.channel.borrow().clone() else {
+            return;
+        };
+        let message = Announcement {
+            worker: self.inner.config.instance.clone(),
+            slots: usize::from(self.inner.slots),
+            models: announcement.models.clone(),
+            ollama_ok: announcement.ollama_ok,
+        };
+        let Ok(payload) = serde_json::to_vec(&message) else {
+            return;
+        };
+        let properties =
+            broker::json_properties(&self.inner.config.instance).with_expiration("15000".into());
+        if let Err(e) =
+            broker::publish_to_exchange(&channel, &self.inner.names.workers(), &payload, properties)
+                .await
+        {
+            tracing::debug!(error = %e, "announcement not sent");
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RabbitDelivery {
+    message: JobMessage,
+    delivery: AmqpDelivery,
+    inner: Arc<Inner>,
+}
+
+#[async_trait]
+impl Delivery for RabbitDelivery {
+    fn job(&self) -> &Job {
+        &self.message.job
+    }
+
+    async fn claim(self: Box<Self>, worker: &str) -> Option<Box<dyn Assignment>> {
+        let job_id = self.message.job.id.clone();
+        let (tx, rx) = oneshot::channel();
+        locked(&self.inner.claims).insert(job_id.clone(), tx);
+        let claim = Reply::Claim {
+            job_id: job_id.clone(),
+            copy: self.message.copy,
+            redelivered: self.delivery.redelivered,
+            worker: worker.to_owned(),
+            control: self.inner.control_queue.clone(),
+        };
+        let published = self
+            .inner
+            .publish_reply(&self.message.reply_to, &job_id, &claim)
+            .await;
+        let granted = match published {
+            Ok(Published::Routed) => {
+                matches!(tokio::time::timeout(CLAIM_TIMEOUT, rx).await, Ok(Ok(true)))
+            }
+            // No reply queue: the gateway that owned the client is gone.
+            Ok(Published::Returned) | Err(_) => false,
+        };
+        locked(&self.inner.claims).remove(&job_id);
+        if !granted {
+            let _ = self.delivery.acker.ack(BasicAckOptions::default()).await;
+            return None;
+        }
+        let cancelled = CancellationToken::new();
+        locked(&self.inner.running).insert(job_id, cancelled.clone());
+        Some(Box::new(RabbitAssignment {
+            message: self.message,
+            delivery: self.delivery,
+            inner: self.inner,
+            cancelled,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct RabbitAssignment {
+    message: JobMessage,
+    delivery: AmqpDelivery,
+    inner: Arc<Inner>,
+    cancelled: CancellationToken,
+}
+
+#[async_trait]
+impl Assignment for RabbitAssignment {
+    fn job(&self) -> &Job {
+        &self.message.job
+    }
+
+    async fn send(&mut self, event: JobEvent) -> Result<(), QueueError> {
+        let job_id = &self.message.job.id;
+        let reply = Reply::Events {
+            job_id: job_id.clone(),
+            events: vec![event],
+        };
+        match self
+            .inner
+            .publish_reply(&self.message.reply_to, job_id, &reply)
+            .await
+        {
+            Ok(Published::Routed) => Ok(()),
+            Ok(Published::Returned) | Err(_) => Err(QueueError::ClientGone),
+        }
+    }
+
+    fn cancelled(&self) -> CancellationToken {
+        self.cancelled.clone()
+    }
+
+    async fn finish(self: Box<Self>) {
+        locked(&self.inner.running).remove(&self.message.job.id);
+        // Fails only if the channel died, in which case the broker requeued the job already.
+        let _ = self.delivery.acker.ack(BasicAckOptions::default()).await;
+    }
+}
+
+async fn supervise(inner: Arc<Inner>) {
+    let mut attempt = 0;
+    loop {
+        let result = session(&inner, &mut attempt).await;
+        inner.channel.send_replace(None);
+        // Deliveries of a dead session cannot be acknowledged; the broker requeues them, so
+        // the jobs running on them must stop.
+        for (_, token) in locked(&inner.running).drain() {
+            token.cancel();
+        }
+        locked(&inner.claims).clear();
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                {
+                    let mut status = locked(&inner.status);
+                    status.connected = false;
+                    status.last_error = Some(e.clone());
+                }
+                if inner.shutdown.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(error = %e, "broker session ended; reconnecting");
+                broker::backoff(attempt).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
+    let e = |e: lapin::Error| e.to_string();
+    let instance = &inner.config.instance;
+    let publish = broker::connect(
+        &inner.config.url,
+        &format!("seadragon worker {instance} publish"),
+    )
+    .await
+    .map_err(e)?;
+    let consume = broker::connect(
+        &inner.config.url,
+        &format!("seadragon worker {instance} consume"),
+    )
+    .await
+    .map_err(e)?;
+    let channel = broker::confirm_channel(&publish).await.map_err(e)?;
+    broker::declare_shared(&channel, &inner.names)
+        .await
+        .map_err(e)?;
+    broker::declare_owned(&channel, &inner.control_queue)
+        .await
+        .map_err(e)?;
+    let jobs_channel = consume.create_channel().await.map_err(e)?;
+    jobs_channel
+        .basic_qos(inner.slots, BasicQosOptions::default())
+        .await
+        .map_err(e)?;
+    let mut jobs = jobs_channel
+        .basic_consume(
+            inner.names.jobs().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(e)?;
+    let control_channel = consume.create_channel().await.map_err(e)?;
+    let mut orders = control_channel
+        .basic_consume(
+            inner.control_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(e)?;
+    let mut publish_events = publish.events_listener();
+    let mut consume_events = consume.events_listener();
+    inner.channel.send_replace(Some(channel));
+    {
+        let mut status = locked(&inner.status);
+        status.connected = true;
+        status.blocked = false;
+        status.last_error = None;
+    }
+    *attempt = 0;
+    tracing::info!(queue = %inner.control_queue, slots = inner.slots, "worker connected to the broker");
+    loop {
+        tokio::select! {
+            delivery = jobs.next() => {
+                let delivery = delivery.ok_or("the broker cancelled the job consumer")?.map_err(e)?;
+                if inner.incoming_tx.send(delivery).await.is_err() {
+                    return Ok(());
+                }
+            }
+            order = orders.next() => {
+                let order = order.ok_or("the broker cancelled the control consumer")?.map_err(e)?;
+                apply(inner, &order.data);
+            }
+            event = publish_events.next() => match event {
+                Some(Event::ConnectionBlocked(reason)) => {
+                    tracing::warn!(%reason, "broker blocked publishing");
+                    locked(&inner.status).blocked = true;
+                }
+                Some(Event::ConnectionUnblocked) => locked(&inner.status).blocked = false,
+                Some(Event::Error(err)) => return Err(err.to_string()),
+                _ => {}
+            },
+            event = consume_events.next() => {
+                if let Some(Event::Error(err)) = event {
+                    return Err(err.to_string());
+                }
+            }
+            () = inner.shutdown.cancelled() => {
+                let _ = consume.close(200, "shutdown".into()).await;
+                let _ = publish.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Applies a gateway's order.
+fn apply(inner: &Inner, data: &[u8]) {
+    match serde_json::from_slice::<Control>(data) {
+        Ok(Control::Grant { job_id }) => {
+            if let Some(waiting) = locked(&inner.claims).remove(&job_id) {
+                let _ = waiting.send(true);
+            }
+        }
+        Ok(Control::Deny { job_id }) => {
+            if let Some(waiting) = locked(&inner.claims).remove(&job_id) {
+                let _ = waiting.send(false);
+            }
+        }
+        Ok(Control::Cancel { job_id }) => {
+            if let Some(token) = locked(&inner.running).get(&job_id) {
+                token.cancel();
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "unreadable order on the control queue"),
+    }
+}

@@ -1,0 +1,268 @@
+//! One contract, two backends: the same queue cases run against the embedded queue and a real
+//! RabbitMQ. The RabbitMQ run needs a broker (`SEADRAGON_TEST_AMQP_URL`, default the local
+//! `guest` account); it fails rather than skips when there is none.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seadragon::openai::Delta;
+use seadragon::queue::embedded::EmbeddedQueue;
+use seadragon::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
+use seadragon::queue::{Assignment, Job, JobEvent, JobQueue, QueueError, WorkQueue};
+
+/// A gateway side and a worker side of one backend.
+pub struct Pair {
+    pub jobs: Arc<dyn JobQueue>,
+    pub work: Arc<dyn WorkQueue>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Embedded,
+    Rabbit,
+}
+
+#[allow(clippy::disallowed_methods)]
+pub fn amqp_url() -> String {
+    std::env::var("SEADRAGON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Names isolated per test, so tests share one broker without seeing each other.
+pub fn rabbit_config(prefix: &str, instance: &str) -> RabbitConfig {
+    RabbitConfig {
+        url: amqp_url(),
+        prefix: prefix.to_owned(),
+        instance: instance.to_owned(),
+    }
+}
+
+pub fn test_prefix() -> String {
+    format!(
+        "test-{}",
+        seadragon::ids::random_alphanumeric(10).to_lowercase()
+    )
+}
+
+pub async fn wait_connected(what: &str, connected: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while !connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} never connected to RabbitMQ at {}", amqp_url()));
+}
+
+async fn pair(backend: Backend, aging: Duration) -> Pair {
+    let limits = HashMap::from([("free".to_owned(), 3)]);
+    match backend {
+        Backend::Embedded => {
+            let q = EmbeddedQueue::new(aging, limits);
+            Pair {
+                jobs: Arc::new(q.clone()),
+                work: Arc::new(q),
+            }
+        }
+        Backend::Rabbit => {
+            let prefix = test_prefix();
+            let gateway = RabbitGateway::start(rabbit_config(&prefix, "gw"), aging, limits);
+            let worker = RabbitWorker::start(rabbit_config(&prefix, "wk"), 1);
+            wait_connected("gateway", || gateway.status().connected).await;
+            wait_connected("worker", || worker.status().connected).await;
+            Pair {
+                jobs: Arc::new(gateway),
+                work: Arc::new(worker),
+            }
+        }
+    }
+}
+
+pub fn job(id: &str, tier: &str, level: u8) -> Job {
+    Job {
+        id: id.into(),
+        tier: tier.into(),
+        base_level: level,
+        key_id: "key".into(),
+        model: "m".into(),
+        body: serde_json::json!({"prompt": id}),
+        max_wait: Duration::from_secs(60),
+    }
+}
+
+/// Takes deliveries until one is granted (stale aging copies are denied) and returns it.
+pub async fn take(work: &Arc<dyn WorkQueue>) -> Box<dyn Assignment> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let delivery = work.next().await.unwrap();
+            if let Some(granted) = delivery.claim("test-worker").await {
+                return granted;
+            }
+        }
+    })
+    .await
+    .expect("no job could be claimed")
+}
+
+async fn priority_then_arrival(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 2)).await.unwrap();
+    let running = take(&p.work).await;
+    let mut tickets = Vec::new();
+    for (id, level) in [("f1", 1), ("p1", 2), ("e1", 3), ("p2", 2), ("f2", 1)] {
+        tickets.push(p.jobs.submit(job(id, "pro", level)).await.unwrap());
+    }
+    running.finish().await;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let a = take(&p.work).await;
+        order.push(a.job().id.clone());
+        a.finish().await;
+    }
+    assert_eq!(order, ["e1", "p1", "p2", "f1", "f2"], "{backend:?}");
+}
+
+async fn aging_lifts_a_waiting_job_above_fresh_top_tier_work(backend: Backend) {
+    let aging = Duration::from_millis(250);
+    let p = pair(backend, aging).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
+    let running = take(&p.work).await;
+    let _old = p.jobs.submit(job("old", "free", 1)).await.unwrap();
+    tokio::time::sleep(aging * 3 + Duration::from_millis(100)).await;
+    let _e1 = p.jobs.submit(job("e1", "pro", 3)).await.unwrap();
+    let _e2 = p.jobs.submit(job("e2", "pro", 3)).await.unwrap();
+    running.finish().await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let a = take(&p.work).await;
+        order.push(a.job().id.clone());
+        a.finish().await;
+    }
+    assert_eq!(order, ["old", "e1", "e2"], "{backend:?}");
+}
+
+async fn events_arrive_in_order_and_complete_the_ticket(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let mut ticket = p.jobs.submit(job("j", "pro", 2)).await.unwrap();
+    let mut a = take(&p.work).await;
+    let mut sent = vec![JobEvent::Started {
+        worker: "w".into(),
+        slots: 1,
+    }];
+    for i in 0..20 {
+        sent.push(JobEvent::Delta(Delta {
+            first: i == 0,
+            content: Some(format!("t{i}")),
+            ..Delta::default()
+        }));
+    }
+    sent.push(JobEvent::Finished {
+        finish_reason: "stop".into(),
+        usage: seadragon::openai::Usage::new(1, 20),
+    });
+    for event in &sent {
+        a.send(event.clone()).await.unwrap();
+    }
+    a.finish().await;
+    let mut received = Vec::new();
+    while let Some(e) = ticket.next_event().await {
+        let last = matches!(e, JobEvent::Finished { .. });
+        received.push(e);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(received, sent, "{backend:?}");
+}
+
+async fn a_job_whose_client_left_is_never_granted(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
+    let running = take(&p.work).await;
+    let gone = p.jobs.submit(job("gone", "pro", 2)).await.unwrap();
+    let _kept = p.jobs.submit(job("kept", "pro", 1)).await.unwrap();
+    drop(gone);
+    running.finish().await;
+    let next = take(&p.work).await;
+    assert_eq!(next.job().id, "kept", "{backend:?}");
+}
+
+async fn a_running_job_is_cancelled_when_its_client_leaves(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let ticket = p.jobs.submit(job("j", "pro", 2)).await.unwrap();
+    let mut a = take(&p.work).await;
+    a.send(JobEvent::Started {
+        worker: "w".into(),
+        slots: 1,
+    })
+    .await
+    .unwrap();
+    let cancelled = a.cancelled();
+    drop(ticket);
+    tokio::time::timeout(Duration::from_secs(5), cancelled.cancelled())
+        .await
+        .unwrap_or_else(|_| panic!("{backend:?}: the worker was not told"));
+    a.finish().await;
+}
+
+async fn clear_and_expiry_fail_queued_jobs_with_503(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
+    let _running = take(&p.work).await;
+    let mut cleared = p.jobs.submit(job("c", "free", 1)).await.unwrap();
+    let mut short = job("s", "pro", 2);
+    short.max_wait = Duration::from_millis(200);
+    let mut expiring = p.jobs.submit(short).await.unwrap();
+    assert_eq!(p.jobs.snapshot().queued(), 2);
+    assert_eq!(p.jobs.clear(Some("free")), 1);
+    assert!(matches!(cleared.next_event().await, Some(JobEvent::Failed(f)) if f.status == 503));
+    let expired = tokio::time::timeout(Duration::from_secs(5), expiring.next_event()).await;
+    assert!(
+        matches!(expired, Ok(Some(JobEvent::Failed(f))) if f.status == 503),
+        "{backend:?}"
+    );
+    assert_eq!(p.jobs.snapshot().queued(), 0);
+}
+
+async fn a_full_tier_refuses_admission(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
+    let _running = take(&p.work).await;
+    let mut held = Vec::new();
+    for i in 0..3 {
+        held.push(
+            p.jobs
+                .submit(job(&format!("f{i}"), "free", 1))
+                .await
+                .unwrap(),
+        );
+    }
+    let refused = p.jobs.submit(job("f3", "free", 1)).await.unwrap_err();
+    assert!(
+        matches!(refused, QueueError::TierFull { max_queued: 3, .. }),
+        "{backend:?}"
+    );
+    assert!(p.jobs.submit(job("p", "pro", 2)).await.is_ok());
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Embedded).await; })*
+        }
+        mod rabbitmq {
+            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Rabbit).await; })*
+        }
+    };
+}
+
+contract!(
+    priority_then_arrival,
+    aging_lifts_a_waiting_job_above_fresh_top_tier_work,
+    events_arrive_in_order_and_complete_the_ticket,
+    a_job_whose_client_left_is_never_granted,
+    a_running_job_is_cancelled_when_its_client_leaves,
+    clear_and_expiry_fail_queued_jobs_with_503,
+    a_full_tier_refuses_admission,
+);
