@@ -93,7 +93,7 @@ impl App {
     pub async fn build_role(config: Config, role: Role) -> Result<Self, StartError> {
         config.validate()?;
         let rabbit = match (&config.amqp_url, role) {
-            (Some(url), _) => Some(RabbitConfig::new(url)),
+            (Some(url), _) => Some(RabbitConfig::new(url, &config.amqp_prefix)),
             (None, Role::Serve) => None,
             (None, _) => {
                 return Err(StartError::Unsupported(

@@ -50,6 +50,9 @@ pub struct Settings {
     /// RabbitMQ URL; unset means the embedded queue.
     #[arg(long, env = "SEADRAGON_AMQP_URL")]
     pub amqp_url: Option<String>,
+    /// Prefix of every RabbitMQ queue and exchange name (deployments sharing a broker differ here).
+    #[arg(long, env = "SEADRAGON_AMQP_PREFIX", default_value = "seadragon")]
+    pub amqp_prefix: String,
     /// Key store location.
     #[arg(
         long,
@@ -186,6 +189,8 @@ pub struct Config {
     pub ollama_url: Url,
     /// RabbitMQ URL, when the queue is distributed.
     pub amqp_url: Option<String>,
+    /// Prefix of RabbitMQ names.
+    pub amqp_prefix: String,
     /// Key store location.
     pub database_url: String,
     /// Bootstrap admin key.
@@ -210,6 +215,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ollama_url: default_ollama_url(),
             amqp_url: None,
+            amqp_prefix: "seadragon".to_owned(),
             database_url: "sqlite://seadragon.db".to_owned(),
             admin_key: None,
             slots: 1,
@@ -237,6 +243,7 @@ impl Config {
             listen: settings.listen,
             ollama_url,
             amqp_url: settings.amqp_url.filter(|u| !u.is_empty()),
+            amqp_prefix: settings.amqp_prefix,
             database_url: settings.database_url,
             admin_key: settings.admin_key.filter(|k| !k.is_empty()),
             slots: settings.slots,
@@ -254,6 +261,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=256).contains(&self.slots) {
             return Err(invalid("SEADRAGON_SLOTS", "must be between 1 and 256"));
+        }
+        let prefix_ok = !self.amqp_prefix.is_empty()
+            && self.amqp_prefix.len() <= 100
+            && self
+                .amqp_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !prefix_ok {
+            return Err(invalid(
+                "SEADRAGON_AMQP_PREFIX",
+                "use 1 to 100 letters, digits, '-', '_' or '.'",
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("SEADRAGON_MAX_BODY_BYTES", "must be at least 1024"));

@@ -16,7 +16,7 @@ use crate::ollama::OllamaClient;
 use crate::queue::{QueueError, WorkQueue, WorkerAnnouncement};
 
 /// How often a worker tells the gateways what it offers.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 
 /// A worker in front of one Ollama server.
 #[derive(Debug, Clone)]

@@ -11,11 +11,13 @@
 
 mod binary;
 mod chat;
+mod distributed;
 mod errors;
 mod fake_ollama;
 mod health;
 mod helpers;
 mod keys;
+mod process;
 mod queue_contract;
 mod scheduling;
 mod sdk;

@@ -52,7 +52,7 @@ struct Inner {
 }
 
 /// A worker not heard from for this long is considered gone.
-const WORKER_SILENCE: Duration = Duration::from_secs(20);
+const WORKER_SILENCE: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct Tracked {
@@ -211,6 +211,59 @@ impl Inner {
                 }
             }
             Phase::Granted { .. } => false,
+        }
+    }
+
+    /// Control queues of the workers running this gateway's jobs.
+    fn granted_controls(&self) -> Vec<String> {
+        let mut controls: Vec<String> = self
+            .lock()
+            .values()
+            .filter_map(|t| match &t.phase {
+                Phase::Granted { control, .. } => Some(control.clone()),
+                Phase::Queued => None,
+            })
+            .collect();
+        controls.sort_unstable();
+        controls.dedup();
+        controls
+    }
+
+    /// A worker vanished: its jobs that sent nothing yet go back to the queue, the others end
+    /// with an error (a half answer is never restarted).
+    async fn worker_gone(self: &Arc<Self>, control: &str) {
+        let mut requeue = Vec::new();
+        let mut failed = Vec::new();
+        {
+            let mut jobs = self.lock();
+            for (id, t) in jobs.iter_mut() {
+                if !matches!(&t.phase, Phase::Granted { control: c, .. } if c == control) {
+                    continue;
+                }
+                if t.tokens_sent {
+                    failed.push(id.clone());
+                } else {
+                    t.phase = Phase::Queued;
+                    requeue.push((Arc::clone(&t.job), t.copies, t.enqueued));
+                    t.copies = t.copies.saturating_add(1);
+                }
+            }
+        }
+        for id in failed {
+            tracing::warn!(job = %id, "worker vanished mid-answer");
+            self.fail(
+                &id,
+                JobFailure::new(502, "the worker running this request stopped mid-answer"),
+            );
+        }
+        for (job, copies, enqueued) in requeue {
+            tracing::warn!(job = %job.id, "worker vanished before answering; job queued again");
+            let level = effective_level(job.base_level, enqueued.elapsed(), self.aging);
+            let remaining = job.max_wait.saturating_sub(enqueued.elapsed());
+            if let Err(e) = self.publish_copy(&job, copies, level, remaining).await {
+                tracing::warn!(job = %job.id, error = %e, "could not queue the job again");
+            }
+            tokio::spawn(age(Arc::downgrade(self), job.id.clone(), self.aging));
         }
     }
 
@@ -593,8 +646,18 @@ async fn session(
     }
     *attempt = 0;
     tracing::info!(queue = %inner.reply_queue, "connected to the broker");
+    let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
+    let mut probe = None;
     loop {
         tokio::select! {
+            _ = liveness.tick() => {
+                let controls = inner.granted_controls();
+                if !controls.is_empty() {
+                    for control in broker::queues_without_consumers(&consume, &mut probe, controls).await.map_err(e)? {
+                        inner.worker_gone(&control).await;
+                    }
+                }
+            }
             delivery = consumer.next() => {
                 let delivery = delivery.ok_or("the broker cancelled the reply consumer")?.map_err(e)?;
                 handle_reply(inner, &channel, &delivery.data).await;

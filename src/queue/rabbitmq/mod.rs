@@ -35,11 +35,11 @@ pub struct RabbitConfig {
 }
 
 impl RabbitConfig {
-    /// Production names and a fresh random instance name.
-    pub fn new(url: &str) -> Self {
+    /// Names under `prefix` and a fresh random instance name.
+    pub fn new(url: &str, prefix: &str) -> Self {
         Self {
             url: url.to_owned(),
-            prefix: "seadragon".to_owned(),
+            prefix: prefix.to_owned(),
             instance: crate::ids::random_alphanumeric(12).to_lowercase(),
         }
     }

@@ -41,7 +41,8 @@ struct Inner {
     incoming: tokio::sync::Mutex<mpsc::Receiver<AmqpDelivery>>,
     incoming_tx: mpsc::Sender<AmqpDelivery>,
     claims: Mutex<HashMap<String, oneshot::Sender<bool>>>,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    /// Running jobs: their cancel token and their gateway's reply queue.
+    running: Mutex<HashMap<String, (CancellationToken, String)>>,
     channel: watch::Sender<Option<Channel>>,
     status: Mutex<BrokerStatus>,
     shutdown: CancellationToken,
@@ -108,6 +109,28 @@ impl Inner {
         )
         .await
         .map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+}
+
+impl Inner {
+    fn running_reply_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = locked(&self.running)
+            .values()
+            .map(|(_, q)| q.clone())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        queues
+    }
+
+    /// The gateways owning these reply queues are gone: nobody reads their answers.
+    fn gateways_gone(&self, reply_queues: &[String]) {
+        for (job_id, (token, queue)) in locked(&self.running).iter() {
+            if reply_queues.contains(queue) {
+                tracing::warn!(job = %job_id, "the gateway of this job vanished; stopping it");
+                token.cancel();
+            }
+        }
     }
 }
 
@@ -204,7 +227,8 @@ impl Delivery for RabbitDelivery {
             return None;
         }
         let cancelled = CancellationToken::new();
-        locked(&self.inner.running).insert(job_id, cancelled.clone());
+        locked(&self.inner.running)
+            .insert(job_id, (cancelled.clone(), self.message.reply_to.clone()));
         Some(Box::new(RabbitAssignment {
             message: self.message,
             delivery: self.delivery,
@@ -262,7 +286,7 @@ async fn supervise(inner: Arc<Inner>) {
         inner.channel.send_replace(None);
         // Deliveries of a dead session cannot be acknowledged; the broker requeues them, so
         // the jobs running on them must stop.
-        for (_, token) in locked(&inner.running).drain() {
+        for (_, (token, _)) in locked(&inner.running).drain() {
             token.cancel();
         }
         locked(&inner.claims).clear();
@@ -345,8 +369,17 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
     }
     *attempt = 0;
     tracing::info!(queue = %inner.control_queue, slots = inner.slots, "worker connected to the broker");
+    let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
+    let mut probe = None;
     loop {
         tokio::select! {
+            _ = liveness.tick() => {
+                let replies = inner.running_reply_queues();
+                if !replies.is_empty() {
+                    let dead = broker::queues_without_consumers(&consume, &mut probe, replies).await.map_err(e)?;
+                    inner.gateways_gone(&dead);
+                }
+            }
             delivery = jobs.next() => {
                 let delivery = delivery.ok_or("the broker cancelled the job consumer")?.map_err(e)?;
                 if inner.incoming_tx.send(delivery).await.is_err() {
@@ -394,7 +427,7 @@ fn apply(inner: &Inner, data: &[u8]) {
             }
         }
         Ok(Control::Cancel { job_id }) => {
-            if let Some(token) = locked(&inner.running).get(&job_id) {
+            if let Some((token, _)) = locked(&inner.running).get(&job_id) {
                 token.cancel();
             }
         }

@@ -1,0 +1,346 @@
+//! Gateways and workers as separate `seadragon` processes sharing one real RabbitMQ: priority
+//! across processes, aging under a flood, streams, and processes dying mid-work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::fake_ollama::{FakeConfig, FakeOllama};
+use crate::helpers::{ADMIN_KEY, chat, data_json, sse_frames};
+use crate::process::{Process, spawn};
+use crate::queue_contract::{amqp_url, test_prefix};
+
+/// A broker namespace, a key store the gateways share, and an HTTP client.
+pub struct Cluster {
+    prefix: String,
+    dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        Self {
+            prefix: test_prefix(),
+            dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SEADRAGON_AMQP_URL", amqp_url()),
+            ("SEADRAGON_AMQP_PREFIX", self.prefix.clone()),
+            (
+                "SEADRAGON_DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("keys.db").display()),
+            ),
+            ("SEADRAGON_OLLAMA_URL", ollama.to_owned()),
+            ("SEADRAGON_ADMIN_KEY", ADMIN_KEY.to_owned()),
+            ("SEADRAGON_AGING_SECS", aging_secs.to_owned()),
+            ("SEADRAGON_KEEPALIVE_SECS", "1".to_owned()),
+        ]
+    }
+
+    pub async fn gateway(&self, aging_secs: &str) -> Process {
+        // A gateway has no Ollama: it learns the models from the workers' announcements.
+        spawn(&["gateway"], &self.env("http://127.0.0.1:9", aging_secs)).await
+    }
+
+    pub async fn worker(&self, ollama: &FakeOllama) -> Process {
+        spawn(&["worker"], &self.env(&ollama.url(), "10")).await
+    }
+
+    pub async fn key(&self, gateway: &Process, tier: &str) -> String {
+        let created: Value = self
+            .http
+            .post(format!("{}/admin/keys", gateway.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": tier, "tier": tier}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the gateway knows a worker with the fake's models.
+    pub async fn wait_ready(&self, gateway: &Process) {
+        self.wait(gateway, "a worker announcement", |h| {
+            h["ollama"]["ok"] == true
+        })
+        .await;
+    }
+
+    /// Waits until the gateway reports `n` queued jobs.
+    pub async fn wait_queued(&self, gateway: &Process, n: u64) {
+        self.wait(gateway, &format!("{n} queued"), |h| h["queued"] == n)
+            .await;
+    }
+
+    pub async fn wait(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
+        let reached = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Ok(r) = self
+                    .http
+                    .get(format!("{}/api/health", gateway.base))
+                    .send()
+                    .await
+                    && let Ok(health) = r.json::<Value>().await
+                    && ok(&health)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(reached.is_ok(), "gateway never reached: {what}");
+    }
+
+    /// Sends a non-streamed chat in the background; resolves to the status and body.
+    pub fn send(&self, gateway: &Process, key: &str, prompt: &str) -> JoinHandle<(u16, Value)> {
+        let (http, url, key) = (
+            self.http.clone(),
+            format!("{}/v1/chat/completions", gateway.base),
+            key.to_owned(),
+        );
+        let body = chat("llama3.2", prompt, false);
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+}
+
+async fn all_ok(handles: Vec<JoinHandle<(u16, Value)>>) {
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn jobs_from_two_gateways_start_by_priority_across_two_workers() {
+    let c = Cluster::new();
+    let (a, b) = (
+        FakeOllama::start(FakeConfig::default()).await,
+        FakeOllama::start(FakeConfig::default()).await,
+    );
+    let _wa = c.worker(&a).await;
+    let _wb = c.worker(&b).await;
+    let g1 = c.gateway("3600").await;
+    let g2 = c.gateway("3600").await;
+    c.wait_ready(&g1).await;
+    c.wait_ready(&g2).await;
+    let (free, pro, ent) = (
+        c.key(&g1, "free").await,
+        c.key(&g1, "pro").await,
+        c.key(&g1, "enterprise").await,
+    );
+    let mut handles = vec![c.send(&g1, &ent, "#hold"), c.send(&g2, &ent, "#hold")];
+    a.wait_started(1).await;
+    b.wait_started(1).await;
+    let mut queued = [0, 0];
+    for (i, (key, prompt)) in [
+        (&free, "f1"),
+        (&pro, "p1"),
+        (&ent, "e1"),
+        (&pro, "p2"),
+        (&free, "f2"),
+        (&ent, "e2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let gateway = if i % 2 == 0 { &g1 } else { &g2 };
+        handles.push(c.send(gateway, key, prompt));
+        queued[i % 2] += 1;
+        c.wait_queued(gateway, queued[i % 2]).await;
+    }
+    // Only worker A frees up: everything queued flows through it, in priority order.
+    a.release();
+    a.wait_started(7).await;
+    assert_eq!(a.started(), ["#hold", "e1", "e2", "p1", "p2", "f1", "f2"]);
+    b.release();
+    all_ok(handles).await;
+}
+
+#[tokio::test]
+async fn a_free_job_is_not_starved_by_an_enterprise_flood_and_no_job_runs_twice() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _w = c.worker(&fake).await;
+    let g = Arc::new(c.gateway("0.2").await);
+    c.wait_ready(&g).await;
+    let (free, ent) = (c.key(&g, "free").await, c.key(&g, "enterprise").await);
+    let mut handles = vec![c.send(&g, &ent, "#hold")];
+    fake.wait_started(1).await;
+    handles.push(c.send(&g, &free, "free"));
+    c.wait_queued(&g, 1).await;
+    for i in 0..20 {
+        handles.push(c.send(&g, &ent, &format!("e{i}")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if i == 9 {
+            fake.release();
+        }
+    }
+    all_ok(handles).await;
+    let started = fake.started();
+    assert_eq!(started.len(), 22, "{started:?}");
+    let mut unique = started.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), started.len(), "a job ran twice: {started:?}");
+    let position = |p: &str| started.iter().position(|s| s == p).unwrap();
+    // The free job reached the top level after three intervals (0.6 s); enterprise jobs
+    // submitted well after that never overtake it.
+    for late in 9..20 {
+        assert!(
+            position("free") < position(&format!("e{late}")),
+            "{started:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_long_stream_comes_back_complete_and_in_order() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _w = c.worker(&fake).await;
+    let g = c.gateway("10").await;
+    c.wait_ready(&g).await;
+    let key = c.key(&g, "pro").await;
+    let mut body = chat("llama3.2", "#long 300", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = c
+        .http
+        .post(format!("{}/v1/chat/completions", g.base))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let frames = sse_frames(response).await;
+    assert_eq!(frames.last().unwrap(), "data: [DONE]");
+    let text: String = data_json(&frames)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let expected: String = (0..300)
+        .map(|i| {
+            if i == 0 {
+                "tok0".to_owned()
+            } else {
+                format!(" tok{i}")
+            }
+        })
+        .collect();
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
+async fn a_worker_killed_before_its_first_token_has_its_job_run_elsewhere() {
+    let c = Cluster::new();
+    let slow = FakeOllama::start(FakeConfig {
+        first_token_delay: Duration::from_secs(30),
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut doomed = c.worker(&slow).await;
+    let g = c.gateway("10").await;
+    c.wait_ready(&g).await;
+    let key = c.key(&g, "pro").await;
+    let pending = c.send(&g, &key, "survive");
+    slow.wait_started(1).await;
+    doomed.kill().await;
+    let healthy = FakeOllama::start(FakeConfig::default()).await;
+    let _rescuer = c.worker(&healthy).await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), pending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the fake Ollama."
+    );
+    assert_eq!(healthy.started(), ["survive"]);
+}
+
+#[tokio::test]
+async fn a_worker_killed_after_its_first_token_ends_the_stream_with_an_error() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let mut doomed = c.worker(&fake).await;
+    let g = c.gateway("10").await;
+    c.wait_ready(&g).await;
+    let key = c.key(&g, "pro").await;
+    let mut response = c
+        .http
+        .post(format!("{}/v1/chat/completions", g.base))
+        .bearer_auth(&key)
+        .json(&chat("llama3.2", "#hold", true))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"Hello\"") {
+        let chunk = response.chunk().await.unwrap().unwrap();
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    doomed.kill().await;
+    let rest = tokio::time::timeout(Duration::from_secs(20), response.text())
+        .await
+        .expect("the stream hung after its worker died")
+        .unwrap();
+    let last = rest.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("data: {\"error\":"), "{rest}");
+    assert!(!rest.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn a_killed_gateway_gets_none_of_its_queued_jobs_run_and_its_streams_stop() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _w = c.worker(&fake).await;
+    let mut doomed = c.gateway("3600").await;
+    let other = c.gateway("3600").await;
+    c.wait_ready(&doomed).await;
+    c.wait_ready(&other).await;
+    let (pro, free) = (c.key(&doomed, "pro").await, c.key(&doomed, "free").await);
+    let mut stream = c
+        .http
+        .post(format!("{}/v1/chat/completions", doomed.base))
+        .bearer_auth(&pro)
+        .json(&chat("llama3.2", "#slow", true))
+        .send()
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap();
+    let _q1 = c.send(&doomed, &pro, "q1");
+    let _q2 = c.send(&doomed, &pro, "q2");
+    c.wait_queued(&doomed, 2).await;
+    doomed.kill().await;
+    tokio::time::timeout(Duration::from_secs(15), fake.wait_cancelled(1))
+        .await
+        .expect("the worker kept generating for a dead gateway");
+    // A lower-priority job from a live gateway runs only after q1 and q2 were considered.
+    let (status, _) = c.send(&other, &free, "after").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(fake.started(), ["#slow", "after"]);
+}
