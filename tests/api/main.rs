@@ -11,6 +11,7 @@
 
 mod binary;
 mod chat;
+mod cluster;
 mod distributed;
 mod errors;
 mod fake_ollama;

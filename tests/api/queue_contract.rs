@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use seadragon::openai::Delta;
 use seadragon::queue::embedded::EmbeddedQueue;
-use seadragon::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
+use seadragon::queue::rabbitmq::{RabbitGateway, RabbitWorker};
 use seadragon::queue::{Assignment, Job, JobEvent, JobQueue, QueueError, WorkQueue};
+
+use crate::cluster::{amqp_url, rabbit_config, test_prefix};
 
 /// A gateway side and a worker side of one backend.
 pub struct Pair {
@@ -21,28 +23,6 @@ pub struct Pair {
 pub enum Backend {
     Embedded,
     Rabbit,
-}
-
-#[allow(clippy::disallowed_methods)]
-pub fn amqp_url() -> String {
-    std::env::var("SEADRAGON_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// Names isolated per test, so tests share one broker without seeing each other.
-pub fn rabbit_config(prefix: &str, instance: &str) -> RabbitConfig {
-    RabbitConfig {
-        url: amqp_url(),
-        prefix: prefix.to_owned(),
-        instance: instance.to_owned(),
-    }
-}
-
-pub fn test_prefix() -> String {
-    format!(
-        "test-{}",
-        seadragon::ids::random_alphanumeric(10).to_lowercase()
-    )
 }
 
 pub async fn wait_connected(what: &str, connected: impl Fn() -> bool) {

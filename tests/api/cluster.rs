@@ -1,0 +1,145 @@
+//! A RabbitMQ namespace for one test, and a cluster of real `seadragon` gateway and worker
+//! processes in it, sharing one key store.
+
+use std::time::Duration;
+
+use seadragon::queue::rabbitmq::RabbitConfig;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::fake_ollama::FakeOllama;
+use crate::helpers::{ADMIN_KEY, chat};
+use crate::process::{Process, spawn};
+
+#[allow(clippy::disallowed_methods)]
+pub fn amqp_url() -> String {
+    std::env::var("SEADRAGON_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Names isolated per test, so tests share one broker without seeing each other.
+pub fn rabbit_config(prefix: &str, instance: &str) -> RabbitConfig {
+    RabbitConfig {
+        url: amqp_url(),
+        prefix: prefix.to_owned(),
+        instance: instance.to_owned(),
+    }
+}
+
+pub fn test_prefix() -> String {
+    format!(
+        "test-{}",
+        seadragon::ids::random_alphanumeric(10).to_lowercase()
+    )
+}
+
+/// A broker namespace, a key store the gateways share, and an HTTP client.
+pub struct Cluster {
+    prefix: String,
+    dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        Self {
+            prefix: test_prefix(),
+            dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SEADRAGON_AMQP_URL", amqp_url()),
+            ("SEADRAGON_AMQP_PREFIX", self.prefix.clone()),
+            (
+                "SEADRAGON_DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("keys.db").display()),
+            ),
+            ("SEADRAGON_OLLAMA_URL", ollama.to_owned()),
+            ("SEADRAGON_ADMIN_KEY", ADMIN_KEY.to_owned()),
+            ("SEADRAGON_AGING_SECS", aging_secs.to_owned()),
+            ("SEADRAGON_KEEPALIVE_SECS", "1".to_owned()),
+        ]
+    }
+
+    pub async fn gateway(&self, aging_secs: &str) -> Process {
+        // A gateway has no Ollama: it learns the models from the workers' announcements.
+        spawn(&["gateway"], &self.env("http://127.0.0.1:9", aging_secs)).await
+    }
+
+    pub async fn worker(&self, ollama: &FakeOllama) -> Process {
+        spawn(&["worker"], &self.env(&ollama.url(), "10")).await
+    }
+
+    pub async fn key(&self, gateway: &Process, tier: &str) -> String {
+        let created: Value = self
+            .http
+            .post(format!("{}/admin/keys", gateway.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": tier, "tier": tier}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the gateway knows a worker with the fake's models.
+    pub async fn wait_ready(&self, gateway: &Process) {
+        self.wait(gateway, "a worker announcement", |h| {
+            h["ollama"]["ok"] == true
+        })
+        .await;
+    }
+
+    /// Waits until the gateway reports `n` queued jobs.
+    pub async fn wait_queued(&self, gateway: &Process, n: u64) {
+        self.wait(gateway, &format!("{n} queued"), |h| h["queued"] == n)
+            .await;
+    }
+
+    pub async fn wait(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
+        let reached = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Ok(r) = self
+                    .http
+                    .get(format!("{}/api/health", gateway.base))
+                    .send()
+                    .await
+                    && let Ok(health) = r.json::<Value>().await
+                    && ok(&health)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(reached.is_ok(), "gateway never reached: {what}");
+    }
+
+    /// Sends a non-streamed chat in the background; resolves to the status and body.
+    pub fn send(&self, gateway: &Process, key: &str, prompt: &str) -> JoinHandle<(u16, Value)> {
+        let (http, url, key) = (
+            self.http.clone(),
+            format!("{}/v1/chat/completions", gateway.base),
+            key.to_owned(),
+        );
+        let body = chat("llama3.2", prompt, false);
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+}

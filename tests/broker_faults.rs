@@ -1,0 +1,130 @@
+//! Broker outages: a restarted RabbitMQ and a memory alarm. These disturb every client of the
+//! broker, so they live in their own test binary (cargo runs test binaries one at a time) and
+//! run one after the other in a single test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_debug_implementations,
+    dead_code
+)]
+
+#[path = "api/cluster.rs"]
+mod cluster;
+#[path = "api/fake_ollama.rs"]
+mod fake_ollama;
+#[path = "api/helpers.rs"]
+mod helpers;
+#[path = "api/process.rs"]
+mod process;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use cluster::Cluster;
+use fake_ollama::{FakeConfig, FakeOllama};
+use helpers::chat;
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("rabbitmqctl must be installed (see .ci/run)");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+/// Puts the broker back however the test ends.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .arg("start_app")
+            .status();
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["set_vm_memory_high_watermark", "0.4"])
+            .status();
+    }
+}
+
+async fn chat_status(c: &Cluster, base: &str, key: &str) -> (u16, bool) {
+    let response = tokio::time::timeout(
+        Duration::from_secs(15),
+        c.http
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat("llama3.2", "hi", false))
+            .send(),
+    )
+    .await
+    .expect("a request hung during a broker outage")
+    .unwrap();
+    (
+        response.status().as_u16(),
+        response.headers().contains_key("retry-after"),
+    )
+}
+
+#[tokio::test]
+async fn broker_outages_are_reported_refused_with_503_and_recovered_from() {
+    let _restore = Restore;
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _worker = c.worker(&fake).await;
+    let gateway = c.gateway("10").await;
+    c.wait_ready(&gateway).await;
+    let key = c.key(&gateway, "pro").await;
+    assert_eq!(chat_status(&c, &gateway.base, &key).await.0, 200);
+
+    // Restart: health reports it, new requests get 503 with retry-after, work resumes after.
+    rabbitmqctl(&["stop_app"]);
+    c.wait(&gateway, "a broker outage", |h: &Value| {
+        h["queue"]["ok"] == false
+    })
+    .await;
+    assert_eq!(chat_status(&c, &gateway.base, &key).await, (503, true));
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    c.wait(&gateway, "recovery", |h: &Value| {
+        h["queue"]["ok"] == true && h["ollama"]["ok"] == true
+    })
+    .await;
+    let recovered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if chat_status(&c, &gateway.base, &key).await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        recovered.is_ok(),
+        "work did not resume after the broker restart"
+    );
+
+    // Memory alarm: publishing is blocked; requests are refused, none hangs.
+    rabbitmqctl(&["set_vm_memory_high_watermark", "0.000001"]);
+    let (status, retry_after) = chat_status(&c, &gateway.base, &key).await;
+    assert_eq!((status, retry_after), (503, true));
+    c.wait(&gateway, "the alarm", |h: &Value| h["queue"]["ok"] == false)
+        .await;
+    rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+    c.wait(&gateway, "the end of the alarm", |h: &Value| {
+        h["queue"]["ok"] == true
+    })
+    .await;
+    let resumed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if chat_status(&c, &gateway.base, &key).await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(resumed.is_ok(), "work did not resume after the alarm");
+}
