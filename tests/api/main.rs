@@ -13,6 +13,7 @@ mod binary;
 mod chat;
 mod cluster;
 mod distributed;
+mod docs;
 mod errors;
 mod fake_ollama;
 mod health;
