@@ -16,14 +16,12 @@ use crate::api::{self, AppState};
 use crate::auth::{KeyStore, Role as KeyRole, StoreError};
 use crate::catalog::{ModelCatalog, ModelSource};
 use crate::config::{Config, ConfigError};
+use crate::limits::Limits;
 use crate::ollama::{OllamaClient, OllamaError};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
 use crate::queue::{JobQueue, QueueSnapshot, WorkQueue};
 use crate::worker::Worker;
-
-/// How long running generations may take to finish once shutdown begins.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which parts of the system this process runs (DESIGN §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +77,8 @@ pub struct App {
     jobs: Option<Arc<dyn JobQueue>>,
     created_admin_key: Option<String>,
     shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+    drain_timeout: Duration,
     server: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
 }
@@ -121,9 +121,16 @@ impl App {
             tracing::warn!("{e}; requests will get 503 until it answers (see /api/health)");
         }
         let shutdown = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
         let worker = work.map(|work| {
             let name = format!("{}-{}", hostname(), crate::ids::random_alphanumeric(6));
-            let worker = Worker::new(work, ollama.clone(), config.slots, name);
+            let worker = Worker::new(
+                work,
+                ollama.clone(),
+                config.slots,
+                name,
+                config.generation_timeout,
+            );
             tokio::spawn(worker.run(shutdown.clone()))
         });
 
@@ -141,7 +148,11 @@ impl App {
                     ) => ModelSource::Workers(Arc::new(g.clone())),
                     _ => ModelSource::Ollama(ollama.clone()),
                 };
+                let limits = Arc::new(Limits::new(&config.tiers));
+                tokio::spawn(forget_idle_keys(Arc::downgrade(&limits), shutdown.clone()));
                 let state = AppState {
+                    limits,
+                    hard_stop: hard_stop.clone(),
                     queue: Arc::clone(jobs),
                     keys: keys.clone(),
                     catalog: Arc::new(ModelCatalog::new(source, keys, config.aliases.clone())),
@@ -182,6 +193,8 @@ impl App {
             jobs,
             created_admin_key,
             shutdown,
+            hard_stop,
+            drain_timeout: config.drain_timeout,
             server,
             worker,
         })
@@ -211,33 +224,42 @@ impl App {
         self.stop().await;
     }
 
-    /// Stops accepting work, fails queued jobs, lets running ones finish (bounded), and ends.
+    /// Stops accepting work, fails queued jobs (a worker's prefetched ones go back to the
+    /// broker), lets running generations finish within the drain timeout, then closes what is
+    /// left with an error event rather than silently.
     pub async fn stop(self) {
         self.shutdown.cancel();
         match &self.backend {
             Backend::Embedded(queue) => queue.close(),
-            Backend::Rabbit { gateway, .. } => {
-                if let Some(g) = gateway {
-                    g.close();
-                }
-            }
+            Backend::Rabbit {
+                gateway: Some(g), ..
+            } => g.drain(),
+            Backend::Rabbit { gateway: None, .. } => {}
         }
-        let drain = async {
-            if let Some(worker) = self.worker {
+        let mut worker = self.worker;
+        let mut server = self.server;
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            if let Some(worker) = worker.as_mut() {
                 let _ = worker.await;
             }
-            if let Backend::Rabbit {
-                worker: Some(w), ..
-            } = &self.backend
-            {
+            let _ = (&mut server).await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "running requests did not finish within {:?}; closing them",
+                self.drain_timeout
+            );
+            self.hard_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
+        }
+        if let Backend::Rabbit { gateway, worker } = &self.backend {
+            if let Some(g) = gateway {
+                g.close();
+            }
+            if let Some(w) = worker {
                 w.close();
             }
-            let _ = self.server.await;
-        };
-        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-            tracing::warn!(
-                "running requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway"
-            );
         }
     }
 }
@@ -302,6 +324,20 @@ async fn bootstrap_admin(config: &Config, keys: &KeyStore) -> Result<Option<Stri
         .create("admin", &config.top_tier().name, KeyRole::Admin)
         .await?;
     Ok(Some(secret))
+}
+
+/// Drops the rate state of keys that have been quiet for a while, so it cannot grow forever.
+async fn forget_idle_keys(limits: std::sync::Weak<Limits>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        match limits.upgrade() {
+            Some(limits) => limits.retain_recent(),
+            None => return,
+        }
+    }
 }
 
 fn hostname() -> String {

@@ -78,6 +78,16 @@ pub struct Settings {
     /// Seconds between SSE keep-alive comments while a streamed job waits.
     #[arg(long, env = "SEADRAGON_KEEPALIVE_SECS", default_value_t = 5.0)]
     pub keepalive_secs: f64,
+    /// Longest a single generation may run before it is stopped with finish_reason "length".
+    #[arg(
+        long,
+        env = "SEADRAGON_GENERATION_TIMEOUT_SECS",
+        default_value_t = 900.0
+    )]
+    pub generation_timeout_secs: f64,
+    /// On SIGTERM, how long running generations may take to finish before streams are closed.
+    #[arg(long, env = "SEADRAGON_DRAIN_SECS", default_value_t = 30.0)]
+    pub drain_secs: f64,
 }
 
 /// Why the settings were refused at start-up.
@@ -207,6 +217,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments while a job waits.
     pub keepalive_interval: Duration,
+    /// Hard limit of one generation.
+    pub generation_timeout: Duration,
+    /// Time running work gets to finish at shutdown.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -224,6 +238,8 @@ impl Default for Config {
             aliases: BTreeMap::new(),
             max_body_bytes: 16 * 1024 * 1024,
             keepalive_interval: Duration::from_secs(5),
+            generation_timeout: Duration::from_secs(900),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -252,6 +268,11 @@ impl Config {
             aliases: file.aliases,
             max_body_bytes: settings.max_body_bytes,
             keepalive_interval: seconds("SEADRAGON_KEEPALIVE_SECS", settings.keepalive_secs)?,
+            generation_timeout: seconds(
+                "SEADRAGON_GENERATION_TIMEOUT_SECS",
+                settings.generation_timeout_secs,
+            )?,
+            drain_timeout: seconds("SEADRAGON_DRAIN_SECS", settings.drain_secs)?,
         };
         config.validate()?;
         Ok(config)

@@ -11,6 +11,7 @@
 //!   and the embedded backend.
 //! - [`worker`]: takes jobs in priority order and relays them to Ollama.
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
+//! - [`limits`]: per-key request rate and concurrency of each tier.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
 //! - [`ids`]: random identifiers and secrets.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod ids;
+pub mod limits;
 pub mod ollama;
 pub mod openai;
 pub mod queue;

@@ -2,6 +2,7 @@
 //! check the key.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -18,12 +19,10 @@ pub struct Caller(pub ApiKey);
 #[derive(Debug, Clone)]
 pub struct AdminCaller(pub ApiKey);
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = parts
-            .headers
+impl Caller {
+    /// The key of an `Authorization: Bearer` header, if valid and not revoked.
+    pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let secret = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(from_bearer)
@@ -37,6 +36,18 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::RevokedKey);
         }
         Ok(Self(key))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The rate-limit middleware authenticated this request already.
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
+        Self::authenticate(&parts.headers, state).await
     }
 }
 

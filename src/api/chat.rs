@@ -15,7 +15,7 @@ use super::stream;
 use crate::openai::ChatRequest;
 use crate::openai::render::{CompletionBuilder, ResponseMeta};
 use crate::queue::priority::base_level;
-use crate::queue::{Job, JobEvent, JobTicket};
+use crate::queue::{Job, JobEvent, JobTicket, QueueError};
 
 /// Creates a chat completion.
 pub async fn create(
@@ -28,6 +28,10 @@ pub async fn create(
         .tiers
         .get(&key.tier)
         .ok_or_else(|| ApiError::UnknownTier(key.tier.clone()))?;
+    let in_flight = state
+        .limits
+        .acquire(&tier.name, &key.id)
+        .map_err(|_| ApiError::TooManyConcurrent(tier.max_concurrent))?;
     let model = state.catalog.resolve(&request.model).await?;
     let job = Job {
         id: crate::ids::job_id(),
@@ -37,20 +41,59 @@ pub async fn create(
         body: request.native_body(&model),
         model,
         max_wait: tier.max_wait(),
+        enqueued_at_ms: unix_ms(),
     };
-    let ticket = state.queue.submit(job).await?;
+    let ticket = match state.queue.submit(job).await {
+        Ok(ticket) => ticket,
+        Err(QueueError::TierFull { tier, max_queued }) => {
+            return Err(queue_full(&state, &tier, max_queued));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let meta = ResponseMeta {
         id: crate::ids::completion_id(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        created: unix_ms() / 1000,
         model: request.model.clone(),
         service_tier: request.service_tier.as_str(),
     };
     if request.stream {
-        stream::respond(&state, ticket, meta, request.include_usage, &tier.name).await
+        stream::respond(
+            &state,
+            ticket,
+            meta,
+            request.include_usage,
+            &tier.name,
+            in_flight,
+        )
+        .await
     } else {
-        complete(ticket, &meta).await
+        // The key's place is held until the answer is complete.
+        let answer = tokio::select! {
+            answer = complete(ticket, &meta) => answer,
+            () = state.hard_stop.cancelled() => Err(ApiError::Unavailable(
+                "the server is shutting down; retry shortly".to_owned(),
+            )),
+        };
+        drop(in_flight);
+        answer
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A full tier: the client should come back once the queue ahead of it has drained, which
+/// recent throughput estimates.
+fn queue_full(state: &AppState, tier: &str, max_queued: usize) -> ApiError {
+    let rate = state.queue.board().finished_per_sec().unwrap_or(0.0);
+    let ahead = state.queue.snapshot().queued().max(max_queued) as f64;
+    let wait = if rate > 0.0 { ahead / rate } else { 30.0 };
+    ApiError::QueueFull {
+        message: format!("the {tier} tier already has {max_queued} queued requests; retry later"),
+        retry_after: std::time::Duration::from_secs_f64(wait.clamp(1.0, 600.0)),
     }
 }
 

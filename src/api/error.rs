@@ -1,6 +1,8 @@
 //! The one HTTP error type: one table from variant to (status, OpenAI type, code) and one place
 //! that writes the `{"error": {...}}` body.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -47,8 +49,26 @@ pub enum ApiError {
     #[error("Method not allowed on this route.")]
     MethodNotAllowed,
     /// The caller's tier already has its maximum of queued requests.
-    #[error("{0}")]
-    QueueFull(String),
+    #[error("{message}")]
+    QueueFull {
+        /// What is full.
+        message: String,
+        /// An estimate of when a place frees up, from recent throughput.
+        retry_after: Duration,
+    },
+    /// The key is over its tier's request rate.
+    #[error("Rate limit reached for requests: {limit} per minute for this key. Retry in {}.", crate::limits::openai_duration(*.retry_after))]
+    RateLimited {
+        /// Requests per minute of the tier.
+        limit: u32,
+        /// When a request is allowed again.
+        retry_after: Duration,
+    },
+    /// The key already has its tier's maximum of requests running or queued.
+    #[error(
+        "This key already has {0} requests running or queued, the most its tier allows; wait for one to finish."
+    )]
+    TooManyConcurrent(u32),
     /// Ollama refused the request as too busy or rate limited.
     #[error("{0}")]
     Overloaded(String),
@@ -81,7 +101,17 @@ impl ApiError {
             Self::NotFound(_) => (S::NOT_FOUND, INVALID, Some("not_found")),
             Self::Conflict(_) => (S::CONFLICT, INVALID, Some("conflict")),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, INVALID, Some("method_not_allowed")),
-            Self::QueueFull(_) => (S::TOO_MANY_REQUESTS, "requests", Some("queue_full")),
+            Self::QueueFull { .. } => (S::TOO_MANY_REQUESTS, "requests", Some("queue_full")),
+            Self::RateLimited { .. } => (
+                S::TOO_MANY_REQUESTS,
+                "requests",
+                Some("rate_limit_exceeded"),
+            ),
+            Self::TooManyConcurrent(_) => (
+                S::TOO_MANY_REQUESTS,
+                "requests",
+                Some("concurrency_limit_exceeded"),
+            ),
             Self::Overloaded(_) => (
                 S::TOO_MANY_REQUESTS,
                 "requests",
@@ -94,6 +124,19 @@ impl ApiError {
             ),
             Self::Upstream(_) => (S::BAD_GATEWAY, "server_error", Some("upstream_error")),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
+        }
+    }
+
+    /// How long a client should wait before retrying, for the errors where that is known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::QueueFull { retry_after, .. } | Self::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            Self::TooManyConcurrent(_) | Self::Overloaded(_) | Self::Unavailable(_) => {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
         }
     }
 
@@ -139,14 +182,18 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        // Seconds a client should wait; OpenAI SDKs honour both headers.
-        if matches!(
-            self,
-            Self::QueueFull(_) | Self::Overloaded(_) | Self::Unavailable(_)
-        ) {
-            let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            headers.insert("retry-after-ms", HeaderValue::from_static("1000"));
+        let headers = response.headers_mut();
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, never 0 (a 0 makes SDKs retry at once); the OpenAI SDKs also
+            // read the precise retry-after-ms.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            let millis = u64::try_from(wait.as_millis().max(1)).unwrap_or(u64::MAX);
+            headers.insert("retry-after-ms", HeaderValue::from(millis));
+        }
+        if matches!(self, Self::TooManyConcurrent(_)) {
+            // Retrying at once cannot help: the key must first finish its own requests.
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
         response
     }
@@ -178,7 +225,10 @@ impl From<CatalogError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
-            QueueError::TierFull { .. } => Self::QueueFull(format!("{e}; retry later")),
+            QueueError::TierFull { .. } => Self::QueueFull {
+                message: format!("{e}; retry later"),
+                retry_after: Duration::from_secs(1),
+            },
             QueueError::Closed | QueueError::ClientGone | QueueError::Unavailable(_) => {
                 Self::Unavailable(e.to_string())
             }

@@ -7,6 +7,7 @@ mod chat;
 pub mod error;
 mod health;
 mod keys;
+mod limits;
 mod models;
 pub mod state;
 mod stream;
@@ -43,7 +44,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let openai = Router::new()
         .route("/v1/chat/completions", post(chat::create))
         .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::get));
+        .route("/v1/models/{*id}", get(models::get))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ));
     let admin = Router::new()
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route("/admin/keys/{id}", delete(keys::revoke));

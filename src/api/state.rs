@@ -4,9 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::KeyStore;
 use crate::catalog::ModelCatalog;
 use crate::config::TierConfig;
+use crate::limits::Limits;
 use crate::queue::JobQueue;
 
 /// Shared handles, cloned into each request.
@@ -20,6 +23,10 @@ pub struct AppState {
     pub catalog: Arc<ModelCatalog>,
     /// Tiers by name.
     pub tiers: Arc<HashMap<String, TierConfig>>,
+    /// Per-key rate and concurrency limits.
+    pub limits: Arc<Limits>,
+    /// Cancelled when shutdown stops waiting for running work: open answers end with an error.
+    pub hard_stop: CancellationToken,
     /// Interval of SSE keep-alive comments.
     pub keepalive: Duration,
 }

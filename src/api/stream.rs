@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::limits::InFlight;
 use crate::openai::render::{ResponseMeta, error_event};
 use crate::queue::{JobEvent, JobQueue, JobTicket};
 
@@ -26,6 +27,7 @@ pub async fn respond(
     meta: ResponseMeta,
     include_usage: bool,
     tier: &str,
+    in_flight: InFlight,
 ) -> Result<Response, ApiError> {
     let mut running = false;
     let first = {
@@ -40,6 +42,7 @@ pub async fn respond(
                     Some(event) => break Some(event),
                 },
                 () = &mut deadline => break None,
+                () = state.hard_stop.cancelled() => return Err(shutting_down()),
             }
         }
     };
@@ -53,6 +56,8 @@ pub async fn respond(
         running,
         pending: VecDeque::new(),
         done: false,
+        hard_stop: state.hard_stop.clone(),
+        _in_flight: in_flight,
     };
     match first {
         Some(event) => sse.on_event(Some(event)),
@@ -90,6 +95,13 @@ struct SseStream {
     running: bool,
     pending: VecDeque<Bytes>,
     done: bool,
+    hard_stop: tokio_util::sync::CancellationToken,
+    /// The key's place among its concurrent requests, held as long as the stream.
+    _in_flight: InFlight,
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::Unavailable("the server is shutting down; retry shortly".to_owned())
 }
 
 fn data(json: &str) -> Bytes {
@@ -111,6 +123,7 @@ impl SseStream {
                     let comment = self.keepalive_comment();
                     self.pending.push_back(comment);
                 }
+                () = self.hard_stop.cancelled() => self.fail(&shutting_down()),
             }
         }
     }

@@ -2,9 +2,9 @@
 //! workers it has seen. Fed by the events each [`JobTicket`](super::JobTicket) reads, so it works
 //! the same whatever backend carries the jobs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -52,7 +52,14 @@ pub struct JobBoard {
 struct Board {
     running: HashMap<String, RunningJob>,
     workers: BTreeMap<String, WorkerSeen>,
+    /// When recent jobs ended, for a throughput estimate (bounded ring).
+    ends: VecDeque<Instant>,
 }
+
+/// Ends remembered for the throughput estimate.
+const ENDS_KEPT: usize = 1024;
+/// How far back the throughput estimate looks.
+const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -104,11 +111,28 @@ impl JobBoard {
 
     pub(super) fn ended(&self, job_id: &str) {
         let mut board = self.lock();
-        if let Some(job) = board.running.remove(job_id)
-            && let Some(worker) = board.workers.get_mut(&job.worker)
-        {
-            worker.running = worker.running.saturating_sub(1);
+        if let Some(job) = board.running.remove(job_id) {
+            if let Some(worker) = board.workers.get_mut(&job.worker) {
+                worker.running = worker.running.saturating_sub(1);
+            }
+            if board.ends.len() == ENDS_KEPT {
+                board.ends.pop_front();
+            }
+            board.ends.push_back(Instant::now());
         }
+    }
+
+    /// Jobs finished per second recently; `None` before any finished in the window.
+    pub fn finished_per_sec(&self) -> Option<f64> {
+        let board = self.lock();
+        let recent: Vec<&Instant> = board
+            .ends
+            .iter()
+            .filter(|t| t.elapsed() < THROUGHPUT_WINDOW)
+            .collect();
+        let oldest = recent.first()?;
+        let span = oldest.elapsed().as_secs_f64().max(1.0);
+        Some(recent.len() as f64 / span)
     }
 
     /// Running jobs, oldest first.

@@ -9,6 +9,7 @@ fn job(id: &str, tier: &str, level: u8) -> Job {
         model: "m".into(),
         body: serde_json::Value::Null,
         max_wait: Duration::from_secs(600),
+        enqueued_at_ms: 0,
     }
 }
 

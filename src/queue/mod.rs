@@ -44,6 +44,9 @@ pub struct Job {
     pub body: serde_json::Value,
     /// How long the job may wait in the queue before it fails without running.
     pub max_wait: Duration,
+    /// Unix milliseconds when the gateway accepted it; with `max_wait`, how long a worker may
+    /// keep retrying an Ollama that is down or busy.
+    pub enqueued_at_ms: u64,
 }
 
 /// What a worker reports about a job, in order.
@@ -77,6 +80,17 @@ pub struct JobFailure {
     pub status: u16,
     /// Message for the client.
     pub message: String,
+}
+
+impl Job {
+    /// Time left of the job's allowed wait (zero when it is used up).
+    pub fn wait_left(&self) -> Duration {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let waited = Duration::from_millis(now_ms.saturating_sub(self.enqueued_at_ms));
+        self.max_wait.saturating_sub(waited)
+    }
 }
 
 impl JobFailure {

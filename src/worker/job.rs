@@ -1,9 +1,23 @@
-//! Running one claimed job: call Ollama, convert its stream, send events, stop when the
-//! client leaves.
+//! Running one claimed job: call Ollama (retrying while it is down or busy), convert its
+//! stream, send events, stop when the client leaves or the generation runs too long.
 
-use crate::ollama::{OllamaClient, OllamaError};
+use std::time::{Duration, Instant};
+
+use crate::ollama::{ChatStream, OllamaClient, OllamaError};
+use crate::openai::Usage;
 use crate::openai::convert::{Converted, StreamConverter};
-use crate::queue::{Assignment, JobEvent, JobFailure};
+use crate::queue::{Assignment, Job, JobEvent, JobFailure};
+
+/// First pause before asking a down or busy Ollama again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the worker needs to run one job.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Generation stops after this long, ending with `finish_reason: "length"`.
+    pub generation_timeout: Duration,
+}
 
 /// Why relaying stopped early.
 enum Stop {
@@ -18,6 +32,7 @@ pub(super) async fn run(
     job: &mut dyn Assignment,
     worker: &str,
     slots: usize,
+    limits: Limits,
 ) {
     let cancelled = job.cancelled();
     let started = JobEvent::Started {
@@ -29,7 +44,7 @@ pub(super) async fn run(
     }
     let result = tokio::select! {
         () = cancelled.cancelled() => Err(Stop::ClientGone),
-        result = relay(ollama, job) => result,
+        result = relay(ollama, job, limits) => result,
     };
     match result {
         Ok(()) => {}
@@ -44,13 +59,58 @@ pub(super) async fn run(
     }
 }
 
-async fn relay(ollama: &OllamaClient, job: &mut dyn Assignment) -> Result<(), Stop> {
-    let mut stream = ollama
-        .chat(&job.job().body)
-        .await
-        .map_err(|e| Stop::Failed(failure(e)))?;
+/// Opens the Ollama stream. An unreachable or busy Ollama is asked again with backoff for as
+/// long as the job may still wait; a crash (5xx) before the first token is retried once.
+async fn open(ollama: &OllamaClient, job: &Job) -> Result<ChatStream, Stop> {
+    let give_up = Instant::now() + job.wait_left();
+    let mut backoff = FIRST_BACKOFF;
+    let mut crash_retried = false;
+    loop {
+        let error = match ollama.chat(&job.body).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => error,
+        };
+        let transient = matches!(
+            &error,
+            OllamaError::Unreachable { .. } | OllamaError::Status { status: 503, .. }
+        );
+        let crashed = matches!(&error, OllamaError::Status { status, .. } if *status >= 500 && *status != 503);
+        if transient && Instant::now() + backoff < give_up {
+            tracing::info!(job = %job.id, error = %error, "Ollama cannot take the job yet; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else if crashed && !crash_retried {
+            tracing::warn!(job = %job.id, error = %error, "Ollama failed before the first token; retrying once");
+            crash_retried = true;
+        } else {
+            return Err(Stop::Failed(failure(error)));
+        }
+    }
+}
+
+async fn relay(
+    ollama: &OllamaClient,
+    job: &mut dyn Assignment,
+    limits: Limits,
+) -> Result<(), Stop> {
+    let mut stream = open(ollama, job.job()).await?;
+    let stop_at = tokio::time::Instant::now() + limits.generation_timeout;
     let mut converter = StreamConverter::new();
-    while let Some(chunk) = stream.next().await {
+    let mut deltas = 0u64;
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = tokio::time::sleep_until(stop_at) => {
+                // Dropping the stream stops Ollama; the client gets a clean, truncated answer.
+                tracing::warn!(job = %job.job().id, "generation hit the hard timeout; stopped");
+                let finished = JobEvent::Finished {
+                    finish_reason: "length".to_owned(),
+                    usage: Usage::new(0, deltas),
+                };
+                return job.send(finished).await.map_err(|_| Stop::ClientGone);
+            }
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Stop::Failed(failure(e)))?;
         let outputs = converter.push(chunk).map_err(|e| {
             Stop::Failed(JobFailure::new(
@@ -60,7 +120,10 @@ async fn relay(ollama: &OllamaClient, job: &mut dyn Assignment) -> Result<(), St
         })?;
         for output in outputs {
             let (event, last) = match output {
-                Converted::Delta(delta) => (JobEvent::Delta(delta), false),
+                Converted::Delta(delta) => {
+                    deltas += 1;
+                    (JobEvent::Delta(delta), false)
+                }
                 Converted::Finished {
                     finish_reason,
                     usage,

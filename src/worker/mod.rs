@@ -25,21 +25,25 @@ pub struct Worker {
     ollama: OllamaClient,
     slots: usize,
     name: String,
+    limits: job::Limits,
 }
 
 impl Worker {
-    /// A worker taking jobs from `queue` and running up to `slots` of them on `ollama`.
+    /// A worker taking jobs from `queue` and running up to `slots` of them on `ollama`, each
+    /// for at most `generation_timeout`.
     pub fn new(
         queue: Arc<dyn WorkQueue>,
         ollama: OllamaClient,
         slots: usize,
         name: String,
+        generation_timeout: Duration,
     ) -> Self {
         Self {
             queue,
             ollama,
             slots,
             name,
+            limits: job::Limits { generation_timeout },
         }
     }
 
@@ -104,7 +108,14 @@ impl Worker {
                 tracing::debug!(job = %job_id, "claim denied; job dropped");
                 continue;
             };
-            job::run(&self.ollama, assignment.as_mut(), &self.name, self.slots).await;
+            job::run(
+                &self.ollama,
+                assignment.as_mut(),
+                &self.name,
+                self.slots,
+                self.limits,
+            )
+            .await;
             assignment.finish().await;
         }
     }

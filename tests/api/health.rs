@@ -40,8 +40,15 @@ async fn health_is_503_and_names_ollama_when_it_is_down() {
 }
 
 #[tokio::test]
-async fn when_ollama_dies_health_turns_503_and_chats_get_503() {
-    let mut app = spawn_app().await;
+async fn when_ollama_dies_health_turns_503_and_chats_get_503_after_the_max_wait() {
+    let mut app = spawn_with(Options {
+        tiers: Some(vec![seadragon::config::TierConfig {
+            max_wait_secs: 1,
+            ..crate::helpers::tier("pro", 2)
+        }]),
+        ..Options::default()
+    })
+    .await;
     let key = app.key("pro").await;
     let ok = app
         .post_chat(&key, &crate::helpers::chat("llama3.2", "hi", false))

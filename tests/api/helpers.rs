@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
+use seadragon::config::TierConfig;
 use seadragon::queue::QueueSnapshot;
 use seadragon::{App, Config};
 use serde_json::{Value, json};
@@ -24,6 +25,10 @@ pub struct Options {
     pub aliases: Vec<(&'static str, &'static str)>,
     /// Point the gateway at a port where nothing listens.
     pub ollama_down: bool,
+    /// Replaces the default tier table.
+    pub tiers: Option<Vec<TierConfig>>,
+    /// Hard limit of one generation.
+    pub generation_timeout: Duration,
 }
 
 impl Default for Options {
@@ -36,6 +41,8 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             aliases: Vec::new(),
             ollama_down: false,
+            tiers: None,
+            generation_timeout: Duration::from_secs(900),
         }
     }
 }
@@ -76,6 +83,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
         aging_interval: options.aging,
         keepalive_interval: options.keepalive,
         max_body_bytes: options.max_body_bytes,
+        tiers: options
+            .tiers
+            .unwrap_or_else(seadragon::config::default_tiers),
+        generation_timeout: options.generation_timeout,
         aliases: options
             .aliases
             .iter()
@@ -90,6 +101,18 @@ pub async fn spawn_with(options: Options) -> TestApp {
         ollama,
         http: reqwest::Client::new(),
         _dir: dir,
+    }
+}
+
+/// A tier for tests: the given limits, generous defaults elsewhere.
+pub fn tier(name: &str, priority: u8) -> TierConfig {
+    TierConfig {
+        name: name.to_owned(),
+        priority,
+        requests_per_minute: 10_000,
+        max_concurrent: 1000,
+        max_queued: 1000,
+        max_wait_secs: 600,
     }
 }
 

@@ -19,6 +19,7 @@ mod fake_ollama;
 mod health;
 mod helpers;
 mod keys;
+mod overload;
 mod process;
 mod queue_contract;
 mod scheduling;

@@ -68,6 +68,7 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
         model: "m".into(),
         body: serde_json::json!({"prompt": id}),
         max_wait: Duration::from_secs(60),
+        enqueued_at_ms: 0,
     }
 }
 

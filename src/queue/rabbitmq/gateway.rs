@@ -103,10 +103,16 @@ impl RabbitGateway {
         self.inner.status_lock().clone()
     }
 
-    /// Fails queued jobs, closes the connections.
-    pub fn close(&self) {
-        self.inner.shutdown.cancel();
+    /// Refuses new jobs and fails the queued ones; running jobs go on.
+    pub fn drain(&self) {
+        self.inner.status_lock().closing = true;
         self.clear(None);
+    }
+
+    /// Closes the broker connections.
+    pub fn close(&self) {
+        self.drain();
+        self.inner.shutdown.cancel();
     }
 }
 
@@ -399,6 +405,9 @@ impl JobQueue for RabbitGateway {
     async fn submit(&self, job: Job) -> Result<JobTicket, QueueError> {
         {
             let status = self.inner.status_lock();
+            if status.closing {
+                return Err(QueueError::Closed);
+            }
             if status.blocked {
                 return Err(QueueError::Unavailable(
                     "the message broker is blocking publishers (resource alarm)".to_owned(),

@@ -54,4 +54,7 @@ pub struct BrokerStatus {
     pub blocked: bool,
     /// Why the last session ended.
     pub last_error: Option<String>,
+    /// Shutting down: no new jobs.
+    #[serde(skip)]
+    pub closing: bool,
 }
