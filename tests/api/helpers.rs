@@ -60,7 +60,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
-    seadragon::telemetry::init();
+    // Quiet unless RUST_LOG asks for more: the suite starts hundreds of gateways.
+    seadragon::telemetry::init_with_default("warn");
     let ollama = FakeOllama::start(options.fake).await;
     let dir = tempfile::tempdir().unwrap();
     let ollama_url = if options.ollama_down {
