@@ -272,7 +272,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// Queue state per tier, for admin views and health.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueSnapshot {
     /// One entry per tier that has queued or running jobs.
     pub tiers: Vec<TierDepth>,
@@ -281,7 +281,7 @@ pub struct QueueSnapshot {
 }
 
 /// Depth of one tier.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TierDepth {
     /// Tier name.
     pub tier: String,

@@ -39,7 +39,6 @@ async fn jobs_from_two_gateways_start_by_priority_across_two_workers() {
     let mut handles = vec![c.send(&g1, &ent, "#hold"), c.send(&g2, &ent, "#hold")];
     a.wait_started(1).await;
     b.wait_started(1).await;
-    let mut queued = [0, 0];
     for (i, (key, prompt)) in [
         (&free, "f1"),
         (&pro, "p1"),
@@ -53,8 +52,8 @@ async fn jobs_from_two_gateways_start_by_priority_across_two_workers() {
     {
         let gateway = if i % 2 == 0 { &g1 } else { &g2 };
         handles.push(c.send(gateway, key, prompt));
-        queued[i % 2] += 1;
-        c.wait_queued(gateway, queued[i % 2]).await;
+        // Each gateway reports the whole system's queue: its own jobs and its peers'.
+        c.wait_queued(gateway, i as u64 + 1).await;
     }
     // Only worker A frees up: everything queued flows through it, in priority order.
     a.release();
@@ -231,4 +230,24 @@ async fn a_killed_gateway_gets_none_of_its_queued_jobs_run_and_its_streams_stop(
     let (status, _) = c.send(&other, &free, "after").await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(fake.started(), ["#slow", "after"]);
+}
+
+#[tokio::test]
+async fn every_gateway_reports_the_whole_queue() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _w = c.worker(&fake).await;
+    let g1 = c.gateway("3600").await;
+    let g2 = c.gateway("3600").await;
+    c.wait_ready(&g1).await;
+    c.wait_ready(&g2).await;
+    let key = c.key(&g1, "pro").await;
+    let blocker = c.send(&g1, &key, "#hold");
+    fake.wait_started(1).await;
+    let at_g1 = c.send(&g1, &key, "at g1");
+    let at_g2 = c.send(&g2, &key, "at g2");
+    c.wait_queued(&g1, 2).await;
+    c.wait_queued(&g2, 2).await;
+    fake.release();
+    all_ok(vec![blocker, at_g1, at_g2]).await;
 }

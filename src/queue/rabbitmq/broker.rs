@@ -55,10 +55,53 @@ impl Names {
         format!("{}.workers", self.prefix)
     }
 
+    /// The fanout exchange gateways share their state on.
+    pub fn gateways(&self) -> String {
+        format!("{}.gateways", self.prefix)
+    }
+
+    /// A gateway instance's queue of its peers' messages.
+    pub fn peers(&self, instance: &str) -> String {
+        format!("{}.peers.{instance}", self.prefix)
+    }
+
     /// A gateway instance's queue of worker announcements.
     pub fn announcements(&self, instance: &str) -> String {
         format!("{}.announce.{instance}", self.prefix)
     }
+}
+
+/// Declares an owned queue bound to a fanout exchange and consumes it without acks (its
+/// messages are periodic state: losing one costs nothing).
+pub async fn subscribe(
+    declare: &Channel,
+    consume: &Connection,
+    queue: &str,
+    exchange: &str,
+) -> Result<lapin::Consumer, lapin::Error> {
+    declare_owned(declare, queue).await?;
+    declare
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            ShortString::from(""),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    consume
+        .create_channel()
+        .await?
+        .basic_consume(
+            queue.into(),
+            ShortString::from(""),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..lapin::options::BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// Opens a named connection (the name shows in the management UI).
@@ -123,6 +166,17 @@ pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapi
             names.jobs().into(),
             QueueDeclareOptions::durable(),
             job_args,
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.gateways().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
         )
         .await?;
     channel

@@ -1,0 +1,313 @@
+//! Gateway side of the RabbitMQ backend: publishes each job at its priority, ages it by
+//! publishing copies one level higher, arbitrates claims (one grant per job, whatever copies
+//! exist) and routes the reply queue's events to each job's ticket.
+//!
+//! - [`jobs`]: the state of this gateway's jobs, claims and aging;
+//! - [`session`]: the broker session (connections, consumers, reconnection);
+//! - [`peers`]: what gateways tell each other, so queue views and clears are system-wide.
+
+mod jobs;
+mod peers;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lapin::Channel;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::broker::Names;
+use super::wire::Announcement;
+use super::{BrokerStatus, RabbitConfig};
+use crate::catalog::ModelDirectory;
+use crate::ollama::wire::ModelEntry;
+use crate::queue::priority::effective_level;
+use crate::queue::{
+    BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
+    QueueSnapshot,
+};
+
+/// Events buffered per client; a client that falls this far behind is dropped.
+const EVENT_BUFFER: usize = 4096;
+
+/// The gateway's handle on the broker.
+#[derive(Debug, Clone)]
+pub struct RabbitGateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RabbitConfig,
+    names: Names,
+    reply_queue: String,
+    aging: Duration,
+    max_queued: HashMap<String, usize>,
+    jobs: Mutex<HashMap<String, Tracked>>,
+    board: Arc<JobBoard>,
+    channel: watch::Sender<Option<Channel>>,
+    status: Mutex<BrokerStatus>,
+    /// Orders the session loop publishes.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    peers: peers::Peers,
+    announcements: Mutex<HashMap<String, (Announcement, Instant)>>,
+    shutdown: CancellationToken,
+}
+
+/// A worker not heard from for this long is considered gone.
+const WORKER_SILENCE: Duration = Duration::from_secs(10);
+
+/// Something the session loop must publish for the rest of the gateway.
+#[derive(Debug)]
+enum Outgoing {
+    /// Tell a worker to stop a job.
+    Cancel { control: String, job_id: String },
+    /// Tell the other gateways to clear their queued jobs.
+    ClearPeers { tier: Option<String> },
+}
+
+#[derive(Debug)]
+struct Tracked {
+    job: Arc<Job>,
+    events: mpsc::Sender<JobEvent>,
+    enqueued: Instant,
+    copies: u8,
+    phase: Phase,
+    tokens_sent: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    Queued,
+    Granted { control: String, copy: u8 },
+}
+
+impl RabbitGateway {
+    /// Starts the connection supervisor; the gateway answers (503) while the broker is away.
+    pub fn start(
+        config: RabbitConfig,
+        aging: Duration,
+        max_queued: HashMap<String, usize>,
+    ) -> Self {
+        let names = Names::new(&config.prefix);
+        let reply_queue = names.reply(&config.instance);
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            names,
+            reply_queue,
+            aging,
+            max_queued,
+            jobs: Mutex::default(),
+            board: Arc::default(),
+            channel: watch::Sender::new(None),
+            status: Mutex::default(),
+            outbox,
+            peers: peers::Peers::default(),
+            announcements: Mutex::default(),
+            shutdown: CancellationToken::new(),
+            config,
+        });
+        tokio::spawn(session::supervise(Arc::clone(&inner), outbox_rx));
+        Self { inner }
+    }
+
+    /// Broker connection state, for health and admin views.
+    pub fn status(&self) -> BrokerStatus {
+        self.inner.status_lock().clone()
+    }
+
+    /// Refuses new jobs and fails the queued ones; running jobs go on.
+    pub fn drain(&self) {
+        self.inner.status_lock().closing = true;
+        self.inner.clear_local(None);
+    }
+
+    /// Closes the broker connections.
+    pub fn close(&self) {
+        self.drain();
+        self.inner.shutdown.cancel();
+    }
+}
+
+impl Inner {
+    fn live_workers(&self) -> Vec<Announcement> {
+        let mut seen = self
+            .announcements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|_, (_, at)| at.elapsed() < WORKER_SILENCE);
+        seen.values().map(|(a, _)| a.clone()).collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Tracked>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn status_lock(&self) -> MutexGuard<'_, BrokerStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn unavailable() -> QueueError {
+    QueueError::Unavailable("the message broker is not connected".to_owned())
+}
+
+fn expired(job_id: &str) -> JobFailure {
+    JobFailure::new(
+        503,
+        format!("the request {job_id} waited longer than its tier allows in the queue"),
+    )
+}
+
+impl ModelDirectory for RabbitGateway {
+    fn models(&self) -> Vec<ModelEntry> {
+        let mut models: Vec<ModelEntry> = Vec::new();
+        for worker in self.inner.live_workers() {
+            for value in worker.models {
+                if let Ok(entry) = serde_json::from_value::<ModelEntry>(value)
+                    && !models.iter().any(|m| m.name == entry.name)
+                {
+                    models.push(entry);
+                }
+            }
+        }
+        models
+    }
+
+    fn workers(&self) -> (usize, usize) {
+        let live = self.inner.live_workers();
+        (live.len(), live.iter().filter(|w| w.ollama_ok).count())
+    }
+}
+
+#[async_trait]
+impl JobQueue for RabbitGateway {
+    async fn submit(&self, job: Job) -> Result<JobTicket, QueueError> {
+        {
+            let status = self.inner.status_lock();
+            if status.closing {
+                return Err(QueueError::Closed);
+            }
+            if status.blocked {
+                return Err(QueueError::Unavailable(
+                    "the message broker is blocking publishers (resource alarm)".to_owned(),
+                ));
+            }
+        }
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let job = Arc::new(job);
+        let ticket = {
+            let inner = Arc::downgrade(&self.inner);
+            let job_id = job.id.clone();
+            JobTicket::new(&job, rx, Arc::clone(&self.inner.board), move || {
+                if let Some(inner) = inner.upgrade() {
+                    inner.forget(&job_id);
+                }
+            })
+        };
+        {
+            let mut jobs = self.inner.lock();
+            if let Some(&max_queued) = self.inner.max_queued.get(&job.tier) {
+                let queued = jobs
+                    .values()
+                    .filter(|t| t.job.tier == job.tier && matches!(t.phase, Phase::Queued))
+                    .count()
+                    + self.inner.peers.queued_in(&job.tier);
+                if queued >= max_queued {
+                    return Err(QueueError::TierFull {
+                        tier: job.tier.clone(),
+                        max_queued,
+                    });
+                }
+            }
+            jobs.insert(
+                job.id.clone(),
+                Tracked {
+                    job: Arc::clone(&job),
+                    events: tx,
+                    enqueued: Instant::now(),
+                    copies: 1,
+                    phase: Phase::Queued,
+                    tokens_sent: false,
+                },
+            );
+        }
+        self.inner
+            .publish_copy(&job, 0, job.base_level, job.max_wait)
+            .await?;
+        tokio::spawn(jobs::age(
+            Arc::downgrade(&self.inner),
+            job.id.clone(),
+            self.inner.aging,
+        ));
+        Ok(ticket)
+    }
+
+    fn position(&self, job_id: &str) -> Option<usize> {
+        let jobs = self.inner.lock();
+        let me = jobs
+            .get(job_id)
+            .filter(|t| matches!(t.phase, Phase::Queued))?;
+        let rank = |t: &Tracked| {
+            (
+                effective_level(t.job.base_level, t.enqueued.elapsed(), self.inner.aging),
+                std::cmp::Reverse(t.enqueued),
+            )
+        };
+        let mine = rank(me);
+        // Only this gateway's jobs are known here; other gateways' work is not counted.
+        Some(
+            jobs.values()
+                .filter(|t| matches!(t.phase, Phase::Queued) && rank(t) > mine)
+                .count(),
+        )
+    }
+
+    fn snapshot(&self) -> QueueSnapshot {
+        self.inner.peers.merged(self.inner.local_snapshot())
+    }
+
+    fn clear(&self, tier: Option<&str>) -> usize {
+        let at_peers: usize = match tier {
+            Some(t) => self.inner.peers.queued_in(t),
+            None => self.inner.peers.merged(QueueSnapshot::default()).queued(),
+        };
+        let _ = self.inner.outbox.send(Outgoing::ClearPeers {
+            tier: tier.map(str::to_owned),
+        });
+        self.inner.clear_local(tier) + at_peers
+    }
+
+    fn board(&self) -> &JobBoard {
+        &self.inner.board
+    }
+
+    fn health(&self) -> BackendHealth {
+        let status = self.status();
+        let detail = match (&status, status.last_error.as_deref()) {
+            (BrokerStatus { blocked: true, .. }, _) => {
+                "the broker blocks publishing (resource alarm)".to_owned()
+            }
+            (
+                BrokerStatus {
+                    connected: true, ..
+                },
+                _,
+            ) => "connected".to_owned(),
+            (_, Some(error)) => format!("disconnected: {error}"),
+            (_, None) => "connecting".to_owned(),
+        };
+        BackendHealth {
+            backend: "rabbitmq",
+            ok: status.connected && !status.blocked,
+            detail,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The gateway's broker session: two connections (publishing and consuming, so an alarm that
+//! blocks publishers never stalls acks), the reply and announcement consumers, liveness probes
+//! of the workers running our jobs, and reconnection with backoff.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Event};
+use tokio::sync::mpsc;
+
+use super::peers::{self, PeerMessage};
+use super::{Inner, Outgoing};
+use crate::queue::QueueSnapshot;
+use crate::queue::rabbitmq::broker;
+use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
+
+/// Keeps a session with the broker up, reconnecting with backoff.
+pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut attempt = 0;
+    loop {
+        match session(&inner, &mut outbox, &mut attempt).await {
+            Ok(()) => return,
+            Err(e) => {
+                inner.channel.send_replace(None);
+                {
+                    let mut status = inner.status_lock();
+                    status.connected = false;
+                    status.last_error = Some(e.clone());
+                }
+                if inner.shutdown.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(error = %e, "broker session ended; reconnecting");
+                broker::backoff(attempt).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn session(
+    inner: &Arc<Inner>,
+    outbox: &mut mpsc::UnboundedReceiver<Outgoing>,
+    attempt: &mut u32,
+) -> Result<(), String> {
+    let e = |e: lapin::Error| e.to_string();
+    let instance = &inner.config.instance;
+    let publish = broker::connect(
+        &inner.config.url,
+        &format!("seadragon gateway {instance} publish"),
+    )
+    .await
+    .map_err(e)?;
+    let consume = broker::connect(
+        &inner.config.url,
+        &format!("seadragon gateway {instance} consume"),
+    )
+    .await
+    .map_err(e)?;
+    let channel = broker::confirm_channel(&publish).await.map_err(e)?;
+    broker::declare_shared(&channel, &inner.names)
+        .await
+        .map_err(e)?;
+    broker::declare_owned(&channel, &inner.reply_queue)
+        .await
+        .map_err(e)?;
+    let mut publish_events = publish.events_listener();
+    let mut consume_events = consume.events_listener();
+    let replies = consume.create_channel().await.map_err(e)?;
+    replies
+        .basic_qos(1000, BasicQosOptions::default())
+        .await
+        .map_err(e)?;
+    let mut consumer = replies
+        .basic_consume(
+            inner.reply_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(e)?;
+    let mut announcements = broker::subscribe(
+        &channel,
+        &consume,
+        &inner.names.announcements(instance),
+        &inner.names.workers(),
+    )
+    .await
+    .map_err(e)?;
+    let mut peer_messages = broker::subscribe(
+        &channel,
+        &consume,
+        &inner.names.peers(instance),
+        &inner.names.gateways(),
+    )
+    .await
+    .map_err(e)?;
+    inner.channel.send_replace(Some(channel.clone()));
+    {
+        let mut status = inner.status_lock();
+        status.connected = true;
+        status.blocked = false;
+        status.last_error = None;
+    }
+    *attempt = 0;
+    tracing::info!(queue = %inner.reply_queue, "connected to the broker");
+    let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
+    let mut share = tokio::time::interval(peers::SHARE_EVERY);
+    let mut probe = None;
+    loop {
+        tokio::select! {
+            _ = share.tick() => {
+                let local = inner.local_snapshot();
+                let state = PeerMessage::State {
+                    gateway: instance.clone(),
+                    tiers: local.tiers,
+                    running: local.running,
+                };
+                tell_peers(inner, &channel, &state).await;
+            }
+            message = peer_messages.next() => {
+                let message = message.ok_or("the broker cancelled the peer consumer")?.map_err(e)?;
+                match serde_json::from_slice::<PeerMessage>(&message.data) {
+                    Ok(PeerMessage::State { gateway, tiers, running }) if &gateway != instance => {
+                        inner.peers.record(gateway, QueueSnapshot { tiers, running });
+                    }
+                    Ok(PeerMessage::Clear { gateway, tier }) if &gateway != instance => {
+                        let cleared = inner.clear_local(tier.as_deref());
+                        tracing::info!(%gateway, ?tier, cleared, "queue cleared on a peer's order");
+                    }
+                    _ => {}
+                }
+            }
+            _ = liveness.tick() => {
+                let controls = inner.granted_controls();
+                if !controls.is_empty() {
+                    for control in broker::queues_without_consumers(&consume, &mut probe, controls).await.map_err(e)? {
+                        inner.worker_gone(&control).await;
+                    }
+                }
+            }
+            delivery = consumer.next() => {
+                let delivery = delivery.ok_or("the broker cancelled the reply consumer")?.map_err(e)?;
+                handle_reply(inner, &channel, &delivery.data).await;
+                delivery.acker.ack(BasicAckOptions::default()).await.map_err(e)?;
+            }
+            announcement = announcements.next() => {
+                let announcement = announcement.ok_or("the broker cancelled the announcement consumer")?.map_err(e)?;
+                if let Ok(a) = serde_json::from_slice::<Announcement>(&announcement.data) {
+                    inner
+                        .announcements
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(a.worker.clone(), (a, Instant::now()));
+                }
+            }
+            event = publish_events.next() => match event {
+                Some(Event::ConnectionBlocked(reason)) => {
+                    tracing::warn!(%reason, "broker blocked publishing");
+                    inner.status_lock().blocked = true;
+                }
+                Some(Event::ConnectionUnblocked) => inner.status_lock().blocked = false,
+                Some(Event::Error(err)) => return Err(err.to_string()),
+                _ => {}
+            },
+            event = consume_events.next() => {
+                if let Some(Event::Error(err)) = event {
+                    return Err(err.to_string());
+                }
+            }
+            Some(order) = outbox.recv() => match order {
+                Outgoing::Cancel { control, job_id } => {
+                    send_control(&channel, &control, &Control::Cancel { job_id }).await;
+                }
+                Outgoing::ClearPeers { tier } => {
+                    let clear = PeerMessage::Clear { gateway: instance.clone(), tier };
+                    tell_peers(inner, &channel, &clear).await;
+                }
+            },
+            () = inner.shutdown.cancelled() => {
+                let _ = publish.close(200, "shutdown".into()).await;
+                let _ = consume.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn handle_reply(inner: &Arc<Inner>, channel: &Channel, data: &[u8]) {
+    match serde_json::from_slice::<Reply>(data) {
+        Ok(Reply::Claim {
+            job_id,
+            copy,
+            redelivered,
+            control,
+            ..
+        }) => {
+            let order = if inner.decide(&job_id, copy, redelivered, &control) {
+                Control::Grant { job_id }
+            } else {
+                Control::Deny { job_id }
+            };
+            send_control(channel, &control, &order).await;
+        }
+        Ok(Reply::Events { job_id, events }) => inner.forward(&job_id, events),
+        Err(err) => tracing::warn!(error = %err, "unreadable message on the reply queue; dropped"),
+    }
+}
+
+async fn tell_peers(inner: &Inner, channel: &Channel, message: &PeerMessage) {
+    let Ok(payload) = serde_json::to_vec(message) else {
+        return;
+    };
+    let properties = broker::json_properties(&inner.config.instance).with_expiration("5000".into());
+    if let Err(err) =
+        broker::publish_to_exchange(channel, &inner.names.gateways(), &payload, properties).await
+    {
+        tracing::debug!(error = %err, "could not share state with the other gateways");
+    }
+}
+
+async fn send_control(channel: &Channel, control: &str, order: &Control) {
+    let Ok(payload) = serde_json::to_vec(order) else {
+        return;
+    };
+    let properties = broker::json_properties(order.job_id());
+    if let Err(err) = broker::publish(channel, control, &payload, properties, false).await {
+        tracing::warn!(error = %err, queue = control, "could not send an order to a worker");
+    }
+}
