@@ -6,6 +6,7 @@
 //! completion object.
 
 pub mod convert;
+mod messages;
 pub mod render;
 pub mod request;
 mod types;
