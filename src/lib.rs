@@ -3,7 +3,9 @@
 //! Map of the crate, in the order a request travels:
 //!
 //! - [`config`]: the typed settings, parsed once from flags, environment and the TOML file.
-//! - [`api`]: the HTTP surface (OpenAI routes, admin routes, health) and its one error type.
+//! - [`api`]: the HTTP surface (OpenAI routes, the admin API in `api/admin/`, health), its one
+//!   error type, and the OpenAPI document generated from the handlers (`/openapi.json`, Swagger
+//!   UI at `/docs`).
 //! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
 //!   shared by the gateway (request side) and the worker (stream side).

@@ -5,13 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::state::AppState;
 
 /// One dependency's state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
+    /// Whether it answers.
     ok: bool,
+    /// A version, a backend name, or what went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
 }
@@ -32,22 +35,47 @@ impl Check {
 }
 
 /// The health report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok", "ollama": {"ok": true, "detail": "version 0.33.0"},
+    "queue": {"ok": true, "detail": "embedded"}, "key_store": {"ok": true}, "queued": 0, "running": 1}))]
 pub struct Health {
+    /// `ok`, or `degraded` when a part is down.
     status: &'static str,
+    /// Ollama's state.
     ollama: Check,
+    /// The queue backend's state.
     queue: Check,
+    /// The key store's state.
     key_store: Check,
+    /// Jobs waiting.
     queued: usize,
+    /// Jobs running.
     running: usize,
 }
 
 /// Liveness: the process is up.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "health",
+    operation_id = "livez",
+    responses((status = 200, description = "The process answers.", body = String, content_type = "text/plain", example = "ok")),
+)]
 pub async fn livez() -> &'static str {
     "ok"
 }
 
 /// Readiness with details.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    operation_id = "health",
+    responses(
+        (status = 200, description = "Every part answers.", body = Health),
+        (status = 503, description = "A part is down; the report says which.", body = Health),
+    ),
+)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let (ollama, key_store) = tokio::join!(state.ollama.version(), state.keys.ping());
     let snapshot = state.queue.snapshot();

@@ -1,24 +1,31 @@
 //! The HTTP surface: OpenAI routes, admin routes and health, with the layers every response
 //! shares (request id, body limit, tracing) and OpenAI-shaped answers for unknown routes.
+//! Routes are registered together with their OpenAPI paths, served at `/openapi.json` and
+//! browsable with Swagger UI at `/docs`.
 
+mod admin;
 mod auth;
 mod body;
 mod chat;
 pub mod error;
 mod health;
-mod keys;
 mod models;
+pub mod openapi;
 pub mod state;
 mod stream;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -38,22 +45,33 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// Every route with its OpenAPI path.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(chat::create))
+        .routes(routes!(models::list))
+        // Model ids may contain slashes; `ApiDoc` documents this path as `/v1/models/{id}`.
+        .route("/v1/models/{*id}", get(models::get))
+        .routes(routes!(health::health))
+        .routes(routes!(health::livez))
+        .merge(admin::router())
+}
+
+/// The OpenAPI document of every route, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
 /// The whole router.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let openai = Router::new()
-        .route("/v1/chat/completions", post(chat::create))
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::get));
-    let admin = Router::new()
-        .route("/admin/keys", post(keys::create).get(keys::list))
-        .route("/admin/keys/{id}", delete(keys::revoke));
-    let public = Router::new()
-        .route("/api/health", get(health::health))
-        .route("/livez", get(health::livez));
-    Router::new()
-        .merge(openai)
-        .merge(admin)
-        .merge(public)
+    let (api, doc) = routes().split_for_parts();
+    // Swagger UI's default validator is an online service: the page must work offline.
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", doc).config(
+        SwaggerConfig::default()
+            .validator_url("none")
+            .display_request_duration(true),
+    );
+    api.merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -16,6 +16,7 @@ mod fake_ollama;
 mod health;
 mod helpers;
 mod keys;
+mod openapi;
 mod scheduling;
 mod sdk;
 mod tools_and_reasoning;
