@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 mod models;
 pub mod openapi;
+mod params;
 pub mod state;
 mod stream;
 

@@ -45,6 +45,9 @@ pub struct TestApp {
     pub app: App,
     pub ollama: FakeOllama,
     pub http: reqwest::Client,
+    /// The key store's URL, for tests that open it directly.
+    pub database_url: String,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -83,12 +86,14 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .collect(),
         ..Config::default()
     };
-    let app = App::build(config).await.unwrap();
+    let app = App::build(config.clone()).await.unwrap();
     TestApp {
         base: format!("http://{}", app.local_addr()),
         app,
         ollama,
         http: reqwest::Client::new(),
+        database_url: config.database_url.clone(),
+        config,
         _dir: dir,
     }
 }
@@ -101,6 +106,60 @@ pub fn chat(model: &str, prompt: &str, stream: bool) -> Value {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Stops the gateway and starts a new one on the same key store and fake Ollama, as a
+    /// restart of the process would.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            app,
+            ollama,
+            http,
+            database_url,
+            config,
+            _dir,
+            ..
+        } = self;
+        app.stop().await;
+        let app = App::build(config.clone()).await.unwrap();
+        TestApp {
+            base: format!("http://{}", app.local_addr()),
+            app,
+            ollama,
+            http,
+            database_url,
+            config,
+            _dir,
+        }
+    }
+
+    /// `GET path` with the admin key; the status and the JSON body.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// A request with the admin key and an optional JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
     }
 
     /// Creates a user key of `tier` through the admin API and returns its secret.

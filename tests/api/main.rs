@@ -9,6 +9,7 @@
     missing_debug_implementations
 )]
 
+mod admin_keys;
 mod binary;
 mod chat;
 mod errors;

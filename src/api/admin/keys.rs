@@ -1,18 +1,22 @@
-//! Admin key management: create (the secret is shown once), list, revoke.
+//! Admin key management: create (the secret is shown once), list with filters, get one,
+//! change name or tier, revoke. Changes live in the key store, so they survive restarts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::auth::AdminCaller;
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
 use crate::api::openapi::responses::{AdminAuth, BadRequest, Conflict, NotFound};
+use crate::api::params::{PathParams, Query, invalid};
 use crate::api::state::AppState;
-use crate::auth::{ApiKey, Role};
-use crate::openai::RequestError;
+use crate::auth::store::is_key_id;
+use crate::auth::{ApiKey, KeyChanges, KeyFilter, Role};
 
 /// Body of `POST /admin/keys`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -26,6 +30,35 @@ pub struct CreateKey {
     /// `user` (the default) may call the OpenAI routes; `admin` also the admin API.
     #[serde(default)]
     role: Option<RoleName>,
+    /// Unix seconds from which the key is refused with 401; in the future. Absent or null:
+    /// the key never expires.
+    #[serde(default)]
+    #[schema(example = 1798761600)]
+    expires_at: Option<i64>,
+}
+
+/// Body of `PATCH /admin/keys/{id}`: the fields to change, at least one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"tier": "enterprise"}))]
+pub struct UpdateKey {
+    /// A new label, 1 to 200 characters.
+    #[serde(default)]
+    name: Option<String>,
+    /// A new tier; the key's next requests are queued at it.
+    #[serde(default)]
+    tier: Option<String>,
+}
+
+/// Filters of `GET /admin/keys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListKeys {
+    /// Only keys of this tier (any name: keys of a tier no longer configured can be found).
+    tier: Option<String>,
+    /// `true`: only revoked keys; `false`: only unrevoked ones.
+    revoked: Option<bool>,
 }
 
 /// What a key may do.
@@ -50,7 +83,7 @@ impl From<Role> for RoleName {
 /// A key as the admin API shows it: never its secret.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"id": "key_7fQ2mZpXc9LkT1aB", "name": "alice-laptop", "tier": "pro",
-    "role": "user", "created_at": 1767225600, "revoked_at": null}))]
+    "role": "user", "created_at": 1767225600, "revoked_at": null, "expires_at": null}))]
 pub struct KeyView {
     /// `key_` and 16 characters.
     id: String,
@@ -62,9 +95,12 @@ pub struct KeyView {
     role: RoleName,
     /// Unix seconds.
     created_at: i64,
-    /// Unix seconds; null while the key is valid.
+    /// Unix seconds; null while the key is not revoked.
     #[schema(required = true)]
     revoked_at: Option<i64>,
+    /// Unix seconds from which the key is refused; null: never.
+    #[schema(required = true)]
+    expires_at: Option<i64>,
 }
 
 impl From<ApiKey> for KeyView {
@@ -76,6 +112,7 @@ impl From<ApiKey> for KeyView {
             role: key.role.into(),
             created_at: key.created_at,
             revoked_at: key.revoked_at,
+            expires_at: key.expires_at,
         }
     }
 }
@@ -99,11 +136,51 @@ pub struct KeyList {
     data: Vec<KeyView>,
 }
 
-fn bad(param: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidRequest(RequestError {
-        message: message.into(),
-        param: Some(param.to_owned()),
-    })
+/// The trimmed name, or a 400 naming `name`.
+fn valid_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(invalid(Some("name"), "name must be 1 to 200 characters"));
+    }
+    Ok(name)
+}
+
+/// `tier` if it is configured, or a 400 naming `tier` that lists the configured ones.
+fn valid_tier<'a>(state: &AppState, tier: &'a str) -> Result<&'a str, ApiError> {
+    if state.tiers.contains_key(tier) {
+        return Ok(tier);
+    }
+    let mut known: Vec<&str> = state.tiers.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    Err(invalid(
+        Some("tier"),
+        format!(
+            "unknown tier '{tier}'; configured tiers: {}",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// `id` if it has the shape of a key id: a typo is a 400, not a puzzling 404.
+fn valid_id(id: String) -> Result<String, ApiError> {
+    if is_key_id(&id) {
+        Ok(id)
+    } else {
+        Err(invalid(
+            Some("id"),
+            format!("'{id}' is not a key id: ids are `key_` and 16 letters or digits"),
+        ))
+    }
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no API key has the id '{id}'"))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Creates a key; its secret is in this answer only (the store keeps a hash).
@@ -125,27 +202,22 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(bad("name", "name must be 1 to 200 characters"));
-    }
-    if !state.tiers.contains_key(&body.tier) {
-        let mut known: Vec<&str> = state.tiers.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        return Err(bad(
-            "tier",
-            format!(
-                "unknown tier '{}'; configured tiers: {}",
-                body.tier,
-                known.join(", ")
-            ),
+    let name = valid_name(&body.name)?;
+    let tier = valid_tier(&state, &body.tier)?;
+    if body.expires_at.is_some_and(|at| at <= unix_now()) {
+        return Err(invalid(
+            Some("expires_at"),
+            "expires_at must be in the future (unix seconds)",
         ));
     }
     let role = match body.role {
         Some(RoleName::Admin) => Role::Admin,
         Some(RoleName::User) | None => Role::User,
     };
-    let (key, secret) = state.keys.create(name, &body.tier, role).await?;
+    let (key, secret) = state
+        .keys
+        .create_expiring(name, tier, role, body.expires_at)
+        .await?;
     tracing::info!(by = %admin.id, key = %key.id, tier = %key.tier, "API key created");
     Ok((
         StatusCode::CREATED,
@@ -163,22 +235,116 @@ pub async fn create(
     tag = "keys",
     operation_id = "listKeys",
     security(("bearer" = [])),
-    responses((status = 200, description = "The keys, oldest first.", body = KeyList), AdminAuth),
+    params(ListKeys),
+    responses(
+        (status = 200, description = "The keys, oldest first.", body = KeyList),
+        BadRequest,
+        AdminAuth,
+    ),
 )]
 pub async fn list(
     _admin: AdminCaller,
     State(state): State<AppState>,
+    Query(query): Query<ListKeys>,
 ) -> Result<Json<KeyList>, ApiError> {
+    let filter = KeyFilter {
+        tier: query.tier,
+        revoked: query.revoked,
+    };
     Ok(Json(KeyList {
         object: "list",
         data: state
             .keys
-            .list()
+            .list(&filter)
             .await?
             .into_iter()
             .map(Into::into)
             .collect(),
     }))
+}
+
+/// One key.
+#[utoipa::path(
+    get,
+    path = "/admin/keys/{id}",
+    tag = "keys",
+    operation_id = "getKey",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
+    responses(
+        (status = 200, description = "The key.", body = KeyView),
+        BadRequest,
+        AdminAuth,
+        NotFound,
+    ),
+)]
+pub async fn get(
+    _admin: AdminCaller,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let id = valid_id(id)?;
+    let key = state.keys.get(&id).await?.ok_or_else(|| unknown(&id))?;
+    Ok(Json(key.into()))
+}
+
+/// Changes a key's name or tier; a tier change applies from the key's next request.
+#[utoipa::path(
+    patch,
+    path = "/admin/keys/{id}",
+    tag = "keys",
+    operation_id = "updateKey",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
+    request_body = UpdateKey,
+    responses(
+        (status = 200, description = "The changed key.", body = KeyView),
+        BadRequest,
+        AdminAuth,
+        NotFound,
+        Conflict,
+    ),
+)]
+pub async fn update(
+    AdminCaller(admin): AdminCaller,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<UpdateKey>,
+) -> Result<Json<KeyView>, ApiError> {
+    let id = valid_id(id)?;
+    if body.name.is_none() && body.tier.is_none() {
+        return Err(invalid(
+            None,
+            "nothing to change: give `name`, `tier` or both",
+        ));
+    }
+    let changes = KeyChanges {
+        name: body
+            .name
+            .as_deref()
+            .map(valid_name)
+            .transpose()?
+            .map(str::to_owned),
+        tier: body
+            .tier
+            .as_deref()
+            .map(|t| valid_tier(&state, t))
+            .transpose()?
+            .map(str::to_owned),
+    };
+    let existing = state.keys.get(&id).await?.ok_or_else(|| unknown(&id))?;
+    if existing.revoked_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "the API key '{id}' is revoked and cannot be changed"
+        )));
+    }
+    let key = state
+        .keys
+        .update(&id, &changes)
+        .await?
+        .ok_or_else(|| unknown(&id))?;
+    tracing::info!(by = %admin.id, key = %id, tier = %key.tier, "API key changed");
+    Ok(Json(key.into()))
 }
 
 /// Revokes a key; it is refused from the next request on.
@@ -191,6 +357,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
     responses(
         (status = 200, description = "The revoked key.", body = KeyView),
+        BadRequest,
         AdminAuth,
         NotFound,
         Conflict,
@@ -199,19 +366,16 @@ pub async fn list(
 pub async fn revoke(
     AdminCaller(admin): AdminCaller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let Some(existing) = state.keys.get(&id).await? else {
-        return Err(ApiError::NotFound(format!("no API key has the id '{id}'")));
-    };
+    let id = valid_id(id)?;
+    let existing = state.keys.get(&id).await?.ok_or_else(|| unknown(&id))?;
     if existing.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!(
             "the API key '{id}' is already revoked"
         )));
     }
-    let revoked = state.keys.revoke(&id).await?;
+    let revoked = state.keys.revoke(&id).await?.ok_or_else(|| unknown(&id))?;
     tracing::info!(by = %admin.id, key = %id, "API key revoked");
-    revoked
-        .map(|key| Json(key.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no API key has the id '{id}'")))
+    Ok(Json(revoked.into()))
 }

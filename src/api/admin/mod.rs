@@ -14,5 +14,5 @@ use super::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(keys::create, keys::list))
-        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::get, keys::update, keys::revoke))
 }

@@ -27,6 +27,7 @@ fn examples() -> Vec<(&'static str, ApiError)> {
         ("no key", ApiError::MissingKey),
         ("unknown key", ApiError::InvalidKey),
         ("revoked key", ApiError::RevokedKey),
+        ("expired key", ApiError::ExpiredKey),
         ("user key on an admin route", ApiError::AdminOnly),
         (
             "a key whose tier is no longer configured",
@@ -48,12 +49,25 @@ fn examples() -> Vec<(&'static str, ApiError)> {
             ApiError::ModelNotFound("llama9:70b".to_owned()),
         ),
         (
+            "a malformed key id",
+            invalid(
+                "id",
+                "'42' is not a key id: ids are `key_` and 16 letters or digits",
+            ),
+        ),
+        (
             "an unknown key id",
             ApiError::NotFound("no API key has the id 'key_0000000000000000'".to_owned()),
         ),
         (
             "a second revocation",
             ApiError::Conflict("the API key 'key_0000000000000000' is already revoked".to_owned()),
+        ),
+        (
+            "a change to a revoked key",
+            ApiError::Conflict(
+                "the API key 'key_0000000000000000' is revoked and cannot be changed".to_owned(),
+            ),
         ),
         ("a body over the limit", ApiError::BodyTooLarge(16_777_216)),
         (
