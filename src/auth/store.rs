@@ -100,6 +100,10 @@ pub struct KeyStore {
     bootstrap: Option<Bootstrap>,
 }
 
+/// The id and name the bootstrap admin key is known by.
+const BOOTSTRAP_ID: &str = "bootstrap";
+const BOOTSTRAP_NAME: &str = "SEADRAGON_ADMIN_KEY";
+
 /// The admin key given by `SEADRAGON_ADMIN_KEY`: never stored, checked first.
 #[derive(Debug, Clone)]
 struct Bootstrap {
@@ -241,8 +245,8 @@ impl KeyStore {
             && secret::hashes_equal(&b.hash, &hash)
         {
             return Ok(Some(ApiKey {
-                id: "bootstrap".to_owned(),
-                name: "SEADRAGON_ADMIN_KEY".to_owned(),
+                id: BOOTSTRAP_ID.to_owned(),
+                name: BOOTSTRAP_NAME.to_owned(),
                 tier: b.tier.clone(),
                 role: Role::Admin,
                 created_at: 0,
@@ -297,6 +301,14 @@ impl KeyStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(from_row))
+    }
+
+    /// The name of the key `id`, the bootstrap admin key included (for admin views of jobs).
+    pub async fn name(&self, id: &str) -> Result<Option<String>, StoreError> {
+        if id == BOOTSTRAP_ID && self.bootstrap.is_some() {
+            return Ok(Some(BOOTSTRAP_NAME.to_owned()));
+        }
+        Ok(self.get(id).await?.map(|key| key.name))
     }
 
     /// Changes a key's name or tier; `None` when no key has that id.

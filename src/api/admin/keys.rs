@@ -18,6 +18,8 @@ use crate::api::state::AppState;
 use crate::auth::store::is_key_id;
 use crate::auth::{ApiKey, KeyChanges, KeyFilter, Role};
 
+use super::tiers::{invalid_tier, known};
+
 /// Body of `POST /admin/keys`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -145,22 +147,6 @@ fn valid_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
-/// `tier` if it is configured, or a 400 naming `tier` that lists the configured ones.
-fn valid_tier<'a>(state: &AppState, tier: &'a str) -> Result<&'a str, ApiError> {
-    if state.tiers.contains_key(tier) {
-        return Ok(tier);
-    }
-    let mut known: Vec<&str> = state.tiers.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    Err(invalid(
-        Some("tier"),
-        format!(
-            "unknown tier '{tier}'; configured tiers: {}",
-            known.join(", ")
-        ),
-    ))
-}
-
 /// `id` if it has the shape of a key id: a typo is a 400, not a puzzling 404.
 fn valid_id(id: String) -> Result<String, ApiError> {
     if is_key_id(&id) {
@@ -203,7 +189,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = valid_name(&body.name)?;
-    let tier = valid_tier(&state, &body.tier)?;
+    let tier = known(&state, &body.tier, invalid_tier)?;
     if body.expires_at.is_some_and(|at| at <= unix_now()) {
         return Err(invalid(
             Some("expires_at"),
@@ -328,7 +314,7 @@ pub async fn update(
         tier: body
             .tier
             .as_deref()
-            .map(|t| valid_tier(&state, t))
+            .map(|t| known(&state, t, invalid_tier))
             .transpose()?
             .map(str::to_owned),
     };

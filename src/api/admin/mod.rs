@@ -3,6 +3,8 @@
 //! forgotten; a test walks the OpenAPI document to prove it for every admin route.
 
 mod keys;
+mod queue;
+mod tiers;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,4 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::get, keys::update, keys::revoke))
+        .routes(routes!(tiers::list))
+        .routes(routes!(queue::show, queue::clear_all))
+        .routes(routes!(queue::clear_tier))
 }

@@ -90,6 +90,8 @@ impl Modify for ApiInfoOnly {
         (name = "openai", description = "OpenAI-compatible routes; any valid key."),
         (name = "health", description = "Liveness and readiness; no key."),
         (name = "keys", description = "Admin: API keys. Secrets are shown once and stored as hashes."),
+        (name = "tiers", description = "Admin: the configured tiers."),
+        (name = "queue", description = "Admin: queue depth, running jobs, workers; clearing."),
     ),
 )]
 pub struct ApiDoc;

@@ -41,12 +41,18 @@ fn examples() -> Vec<(&'static str, ApiError)> {
             "an unknown tier",
             invalid(
                 "tier",
-                "unknown tier 'platinum'; configured tiers: enterprise, free, pro",
+                "unknown tier 'platinum'; configured tiers: free, pro, enterprise",
             ),
         ),
         (
             "an unknown model",
             ApiError::ModelNotFound("llama9:70b".to_owned()),
+        ),
+        (
+            "an unknown tier in a path",
+            ApiError::NotFound(
+                "unknown tier 'platinum'; configured tiers: free, pro, enterprise".to_owned(),
+            ),
         ),
         (
             "a malformed key id",
