@@ -10,6 +10,7 @@
 )]
 
 mod admin_keys;
+mod admin_models;
 mod admin_queue;
 mod binary;
 mod chat;

@@ -3,6 +3,7 @@
 //! forgotten; a test walks the OpenAPI document to prove it for every admin route.
 
 mod keys;
+mod models;
 mod queue;
 mod tiers;
 
@@ -20,4 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tiers::list))
         .routes(routes!(queue::show, queue::clear_all))
         .routes(routes!(queue::clear_tier))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get_default, models::set_default))
 }

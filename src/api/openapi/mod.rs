@@ -92,6 +92,7 @@ impl Modify for ApiInfoOnly {
         (name = "keys", description = "Admin: API keys. Secrets are shown once and stored as hashes."),
         (name = "tiers", description = "Admin: the configured tiers."),
         (name = "queue", description = "Admin: queue depth, running jobs, workers; clearing."),
+        (name = "models", description = "Admin: installed models, aliases, the default model."),
     ),
 )]
 pub struct ApiDoc;
