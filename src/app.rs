@@ -107,6 +107,7 @@ impl App {
                     .collect(),
             ),
             keepalive: config.keepalive_interval,
+            stats: Arc::default(),
         };
 
         let listener =

@@ -14,6 +14,7 @@
 //! - [`worker`]: takes jobs in priority order and relays them to Ollama.
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
+//! - [`stats`]: in-memory request statistics for the admin API, fed once per chat request.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
 //! - [`ids`]: random identifiers and secrets.
 //! - [`telemetry`]: log output and filtering.
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod ollama;
 pub mod openai;
 pub mod queue;
+pub mod stats;
 pub mod telemetry;
 pub mod worker;
 

@@ -62,7 +62,10 @@ pub async fn create(
         model,
         max_wait: tier.max_wait(),
     };
-    let ticket = state.queue.submit(job).await?;
+    let model_name = job.model.clone();
+    let ticket = state
+        .stats
+        .track(&tier.name, &model_name, state.queue.submit(job).await)?;
     let meta = ResponseMeta {
         id: crate::ids::completion_id(),
         created: SystemTime::now()

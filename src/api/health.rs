@@ -53,6 +53,16 @@ pub struct Health {
     running: usize,
 }
 
+/// Whether Ollama answers, with its version; also shown by the admin stats.
+pub(super) async fn ollama_check(state: &AppState) -> Check {
+    Check::from(state.ollama.version().await.map(|v| format!("version {v}")))
+}
+
+/// The queue backend's state; also shown by the admin stats.
+pub(super) fn queue_check() -> Check {
+    Check::from(Ok::<_, std::convert::Infallible>("embedded".to_owned()))
+}
+
 /// Liveness: the process is up.
 #[utoipa::path(
     get,
@@ -77,12 +87,12 @@ pub async fn livez() -> &'static str {
     ),
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (ollama, key_store) = tokio::join!(state.ollama.version(), state.keys.ping());
+    let (ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.ping());
     let snapshot = state.queue.snapshot();
     let report = Health {
         status: "ok",
-        ollama: Check::from(ollama.map(|v| format!("version {v}"))),
-        queue: Check::from(Ok::<_, std::convert::Infallible>("embedded".to_owned())),
+        ollama,
+        queue: queue_check(),
         key_store: Check::from(key_store.map(|()| String::new())),
         queued: snapshot.queued(),
         running: snapshot.running,

@@ -9,6 +9,7 @@ use crate::catalog::ModelCatalog;
 use crate::config::TierConfig;
 use crate::ollama::OllamaClient;
 use crate::queue::JobQueue;
+use crate::stats::Stats;
 
 /// Shared handles, cloned into each request.
 #[derive(Debug, Clone)]
@@ -25,4 +26,6 @@ pub struct AppState {
     pub tiers: Arc<HashMap<String, TierConfig>>,
     /// Interval of SSE keep-alive comments.
     pub keepalive: Duration,
+    /// Request statistics for the admin API.
+    pub stats: Arc<Stats>,
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
+use seadragon::config::{TierConfig, default_tiers};
 use seadragon::queue::QueueSnapshot;
 use seadragon::{App, Config};
 use serde_json::{Value, json};
@@ -24,6 +25,8 @@ pub struct Options {
     pub aliases: Vec<(&'static str, &'static str)>,
     /// Point the gateway at a port where nothing listens.
     pub ollama_down: bool,
+    /// Replaces the default tiers when not empty.
+    pub tiers: Vec<TierConfig>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             aliases: Vec::new(),
             ollama_down: false,
+            tiers: Vec::new(),
         }
     }
 }
@@ -84,6 +88,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect(),
+        tiers: if options.tiers.is_empty() {
+            default_tiers()
+        } else {
+            options.tiers
+        },
         ..Config::default()
     };
     let app = App::build(config.clone()).await.unwrap();

@@ -12,6 +12,7 @@
 mod admin_keys;
 mod admin_models;
 mod admin_queue;
+mod admin_stats;
 mod binary;
 mod chat;
 mod errors;

@@ -5,6 +5,7 @@
 mod keys;
 mod models;
 mod queue;
+mod stats;
 mod tiers;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -23,4 +24,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::clear_tier))
         .routes(routes!(models::list))
         .routes(routes!(models::get_default, models::set_default))
+        .routes(routes!(stats::show))
 }

@@ -93,6 +93,7 @@ impl Modify for ApiInfoOnly {
         (name = "tiers", description = "Admin: the configured tiers."),
         (name = "queue", description = "Admin: queue depth, running jobs, workers; clearing."),
         (name = "models", description = "Admin: installed models, aliases, the default model."),
+        (name = "stats", description = "Admin: requests, tokens and queue waits since start-up."),
     ),
 )]
 pub struct ApiDoc;
