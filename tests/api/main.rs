@@ -15,6 +15,7 @@ mod admin_queue;
 mod admin_stats;
 mod binary;
 mod chat;
+mod conformance;
 mod errors;
 mod fake_ollama;
 mod health;
