@@ -19,6 +19,7 @@ pub struct Model {
     /// Installed name with tag, or a configured alias.
     id: String,
     /// Always `model`.
+    #[schema(example = "model")]
     object: &'static str,
     /// Unix seconds of the model's last change; 0 for aliases.
     created: i64,
@@ -30,6 +31,7 @@ pub struct Model {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelList {
     /// Always `list`.
+    #[schema(example = "list")]
     object: &'static str,
     /// Installed models, newest first, then aliases that resolve.
     data: Vec<Model>,

@@ -133,6 +133,7 @@ pub struct CreatedKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyList {
     /// Always `list`.
+    #[schema(example = "list")]
     object: &'static str,
     /// Keys, oldest first.
     data: Vec<KeyView>,

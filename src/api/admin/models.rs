@@ -63,6 +63,7 @@ pub struct AliasInfo {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminModelList {
     /// Always `list`.
+    #[schema(example = "list")]
     object: &'static str,
     /// Installed models, newest first.
     data: Vec<ModelInfo>,

@@ -35,6 +35,7 @@ pub struct TierView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TierList {
     /// Always `list`.
+    #[schema(example = "list")]
     object: &'static str,
     /// Lowest priority first.
     data: Vec<TierView>,
