@@ -91,16 +91,16 @@ pub async fn list(
 }
 
 /// One model by the id a client uses (`llama3.2`, `llama3.2:latest` or an alias).
-///
-/// The router serves this path as `/v1/models/{*id}`, because model ids may contain slashes
-/// (`namespace/model:tag`); it is documented from `ApiDoc` for that reason.
+// The router serves this path as `/v1/models/{*id}`, because model ids may contain slashes
+// (`namespace/model:tag`); it is documented from `ApiDoc` for that reason.
 #[utoipa::path(
     get,
     path = "/v1/models/{id}",
     tag = "openai",
     operation_id = "retrieveModel",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "A model id, with or without tag, or an alias.", example = "llama3.2")),
+    params(("id" = String, Path, description = "A model id, with or without tag, or an alias; \
+        it may contain slashes (`namespace/model:tag`).", example = "llama3.2")),
     responses(
         (status = 200, description = "The model.", body = Model),
         super::openapi::responses::KeyAuth,
