@@ -164,6 +164,7 @@ impl App {
                             .collect(),
                     ),
                     keepalive: config.keepalive_interval,
+                    stats: Arc::default(),
                 };
                 api::router(state, config.max_body_bytes)
             }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::auth::{KeyStore, StoreError};
-use crate::ollama::wire::ModelEntry;
+use crate::ollama::wire::{ModelEntry, ShowResponse};
 use crate::ollama::{OllamaClient, OllamaError};
 
 /// How long a model list is trusted before Ollama is asked again.
@@ -122,18 +122,34 @@ impl ModelCatalog {
         if target == "default" {
             return self.default_model().await;
         }
+        self.installed(target)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(requested.to_owned()))
+    }
+
+    /// The installed name of `name` (aliases are not followed); `None` when not installed.
+    pub async fn installed(&self, name: &str) -> Result<Option<String>, CatalogError> {
         let models = self.models().await?;
-        if let Some(found) = find(&models, target) {
-            return Ok(found);
+        if let Some(found) = find(&models, name) {
+            return Ok(Some(found));
         }
         // The model may have been pulled a moment ago: look again once before refusing.
         let stale = self
             .cached()
             .is_none_or(|(at, _)| at.elapsed() > Duration::from_millis(500));
-        if stale && let Some(found) = find(&self.refresh().await?, target) {
-            return Ok(found);
+        if stale {
+            return Ok(find(&self.refresh().await?, name));
         }
-        Err(CatalogError::NotFound(requested.to_owned()))
+        Ok(None)
+    }
+
+    /// Ollama's `/api/show` details of an installed model; `None` where the gateway has no
+    /// Ollama of its own (the workers announce only what `/api/tags` says).
+    pub async fn show(&self, model: &str) -> Option<ShowResponse> {
+        match &self.source {
+            ModelSource::Ollama(ollama) => ollama.show(model).await.ok(),
+            ModelSource::Workers(_) => None,
+        }
     }
 
     /// Whatever runs the models: `Ok(detail)` when it answers.
@@ -155,7 +171,7 @@ impl ModelCatalog {
     /// The model `"default"` resolves to.
     pub async fn default_model(&self) -> Result<String, CatalogError> {
         let models = self.models().await?;
-        if let Some(chosen) = self.store.setting(DEFAULT_MODEL_SETTING).await?
+        if let Some(chosen) = self.selected_default().await?
             && let Some(found) = find(&models, &chosen)
         {
             return Ok(found);
@@ -165,6 +181,24 @@ impl ModelCatalog {
             .first()
             .map(|m| m.name.clone())
             .ok_or_else(|| CatalogError::NotFound("default".to_owned()))
+    }
+
+    /// The default model an admin selected, installed or not; `None` when none was.
+    pub async fn selected_default(&self) -> Result<Option<String>, StoreError> {
+        self.store.setting(DEFAULT_MODEL_SETTING).await
+    }
+
+    /// Makes the installed model `name` the default, stored so it survives restarts; returns
+    /// its installed name (`llama3.2` is stored as `llama3.2:latest`).
+    pub async fn select_default(&self, name: &str) -> Result<String, CatalogError> {
+        let installed = self
+            .installed(name)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(name.to_owned()))?;
+        self.store
+            .set_setting(DEFAULT_MODEL_SETTING, &installed)
+            .await?;
+        Ok(installed)
     }
 }
 

@@ -3,7 +3,9 @@
 //! Map of the crate, in the order a request travels:
 //!
 //! - [`config`]: the typed settings, parsed once from flags, environment and the TOML file.
-//! - [`api`]: the HTTP surface (OpenAI routes, admin routes, health) and its one error type.
+//! - [`api`]: the HTTP surface (OpenAI routes, the admin API in `api/admin/`, health), its one
+//!   error type, and the OpenAPI document generated from the handlers (`/openapi.json`, Swagger
+//!   UI at `/docs`).
 //! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
 //!   shared by the gateway (request side) and the worker (stream side).
@@ -13,6 +15,7 @@
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
+//! - [`stats`]: in-memory request statistics for the admin API, fed once per chat request.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
 //! - [`ids`]: random identifiers and secrets.
 //! - [`telemetry`]: log output and filtering.
@@ -27,6 +30,7 @@ pub mod limits;
 pub mod ollama;
 pub mod openai;
 pub mod queue;
+pub mod stats;
 pub mod telemetry;
 pub mod worker;
 

@@ -11,7 +11,7 @@ use super::state::AppState;
 use crate::auth::secret::from_bearer;
 use crate::auth::{ApiKey, Role};
 
-/// The caller of an OpenAI route: any valid, unrevoked key.
+/// The caller of an OpenAI route: any valid key, neither revoked nor expired.
 #[derive(Debug, Clone)]
 pub struct Caller(pub ApiKey);
 
@@ -34,6 +34,9 @@ impl Caller {
             .ok_or(ApiError::InvalidKey)?;
         if key.revoked_at.is_some() {
             return Err(ApiError::RevokedKey);
+        }
+        if key.is_expired() {
+            return Err(ApiError::ExpiredKey);
         }
         Ok(Self(key))
     }

@@ -17,6 +17,30 @@ use crate::openai::render::{CompletionBuilder, ResponseMeta};
 use crate::queue::priority::base_level;
 use crate::queue::{Job, JobEvent, JobTicket, QueueError};
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    operation_id = "createChatCompletion",
+    security(("bearer" = [])),
+    request_body = super::openapi::chat_request::ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The answer: one `chat.completion` object, or with \
+            `stream: true` server-sent events of `ChatCompletionChunk` ending in `data: [DONE]`.",
+            content(
+                (super::openapi::chat_response::ChatCompletion = "application/json"),
+                (String = "text/event-stream", example = json!(super::openapi::chat_response::STREAM_EXAMPLE)),
+            )),
+        super::openapi::responses::BadRequest,
+        super::openapi::responses::KeyAuth,
+        super::openapi::responses::Forbidden,
+        super::openapi::responses::NotFound,
+        super::openapi::responses::PayloadTooLarge,
+        super::openapi::responses::TooManyRequests,
+        super::openapi::responses::Unavailable,
+        super::openapi::responses::BadGateway,
+    ),
+)]
 /// Creates a chat completion.
 pub async fn create(
     State(state): State<AppState>,
@@ -43,7 +67,9 @@ pub async fn create(
         max_wait: tier.max_wait(),
         enqueued_at_ms: unix_ms(),
     };
-    let ticket = match state.queue.submit(job).await {
+    let model_name = job.model.clone();
+    let submitted = state.queue.submit(job).await;
+    let ticket = match state.stats.track(&tier.name, &model_name, submitted) {
         Ok(ticket) => ticket,
         Err(QueueError::TierFull { tier, max_queued }) => {
             return Err(queue_full(&state, &tier, max_queued));

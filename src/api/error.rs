@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The key was revoked.
     #[error("This API key has been revoked.")]
     RevokedKey,
+    /// The key's expiry time has passed.
+    #[error("This API key has expired.")]
+    ExpiredKey,
     /// A user key on an admin route.
     #[error("This route needs an admin key.")]
     AdminOnly,
@@ -90,7 +93,7 @@ impl ApiError {
         const INVALID: &str = "invalid_request_error";
         match self {
             Self::MissingKey => (S::UNAUTHORIZED, INVALID, None),
-            Self::InvalidKey | Self::RevokedKey => {
+            Self::InvalidKey | Self::RevokedKey | Self::ExpiredKey => {
                 (S::UNAUTHORIZED, INVALID, Some("invalid_api_key"))
             }
             Self::AdminOnly => (S::FORBIDDEN, INVALID, Some("insufficient_permissions")),

@@ -5,15 +5,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::state::AppState;
 use crate::ollama::OllamaClient;
 use crate::queue::rabbitmq::RabbitWorker;
 
 /// One dependency's state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
+    /// Whether it answers.
     ok: bool,
+    /// A version, a backend name, or what went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
 }
@@ -34,35 +37,67 @@ impl Check {
 }
 
 /// The health report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok", "ollama": {"ok": true, "detail": "version 0.33.0"},
+    "queue": {"ok": true, "detail": "embedded"}, "key_store": {"ok": true}, "queued": 0, "running": 1}))]
 pub struct Health {
+    /// `ok`, or `degraded` when a part is down.
     status: &'static str,
+    /// Ollama's state.
     ollama: Check,
+    /// The queue backend's state.
     queue: Check,
+    /// The key store's state.
     key_store: Check,
+    /// Jobs waiting.
     queued: usize,
+    /// Jobs running.
     running: usize,
 }
 
+/// Whether whatever runs the models answers (Ollama itself, or the workers behind the
+/// broker); also shown by the admin stats.
+pub(super) async fn ollama_check(state: &AppState) -> Check {
+    Check::from(state.catalog.health().await)
+}
+
+/// The queue backend's state; also shown by the admin stats.
+pub(super) fn queue_check(state: &AppState) -> Check {
+    let backend = state.queue.health();
+    let detail = format!("{}: {}", backend.backend, backend.detail);
+    Check::from(if backend.ok { Ok(detail) } else { Err(detail) })
+}
+
 /// Liveness: the process is up.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "health",
+    operation_id = "livez",
+    responses((status = 200, description = "The process answers.", body = String, content_type = "text/plain", example = "ok")),
+)]
 pub async fn livez() -> &'static str {
     "ok"
 }
 
 /// Readiness with details.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    operation_id = "health",
+    responses(
+        (status = 200, description = "Every part answers.", body = Health),
+        (status = 503, description = "A part is down; the report says which.", body = Health),
+    ),
+)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (ollama, key_store) = tokio::join!(state.catalog.health(), state.keys.ping());
+    let (ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.ping());
     let snapshot = state.queue.snapshot();
-    let backend = state.queue.health();
-    let queue = if backend.ok {
-        Ok(format!("{}: {}", backend.backend, backend.detail))
-    } else {
-        Err(format!("{}: {}", backend.backend, backend.detail))
-    };
     let report = Health {
         status: "ok",
-        ollama: Check::from(ollama),
-        queue: Check::from(queue),
+        ollama,
+        queue: queue_check(&state),
         key_store: Check::from(key_store.map(|()| String::new())),
         queued: snapshot.queued(),
         running: snapshot.running,

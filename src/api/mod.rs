@@ -1,25 +1,33 @@
 //! The HTTP surface: OpenAI routes, admin routes and health, with the layers every response
 //! shares (request id, body limit, tracing) and OpenAI-shaped answers for unknown routes.
+//! Routes are registered together with their OpenAPI paths, served at `/openapi.json` and
+//! browsable with Swagger UI at `/docs`.
 
+mod admin;
 mod auth;
 mod body;
 mod chat;
 pub mod error;
 mod health;
-mod keys;
 mod limits;
 mod models;
+pub mod openapi;
+mod params;
 pub mod state;
 mod stream;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -39,26 +47,53 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// The OpenAI routes, which the per-key rate limit guards.
+fn openai_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat::create))
+        .routes(routes!(models::list))
+        // Model ids may contain slashes; `ApiDoc` documents this path as `/v1/models/{id}`.
+        .route("/v1/models/{*id}", get(models::get))
+}
+
+/// Health and admin routes.
+fn other_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::livez))
+        .merge(admin::router())
+}
+
+/// Every route with its OpenAPI path.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(openai_routes())
+        .merge(other_routes())
+}
+
+/// The OpenAPI document of every route, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
 /// The whole router.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let openai = Router::new()
-        .route("/v1/chat/completions", post(chat::create))
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{*id}", get(models::get))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::rate_limit,
-        ));
-    let admin = Router::new()
-        .route("/admin/keys", post(keys::create).get(keys::list))
-        .route("/admin/keys/{id}", delete(keys::revoke));
-    let public = Router::new()
-        .route("/api/health", get(health::health))
-        .route("/livez", get(health::livez));
-    Router::new()
-        .merge(openai)
-        .merge(admin)
-        .merge(public)
+    let doc = openapi();
+    let (openai, _) = openai_routes().split_for_parts();
+    let openai = openai.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        limits::rate_limit,
+    ));
+    let (others, _) = other_routes().split_for_parts();
+    // Swagger UI's default validator is an online service: the page must work offline.
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", doc).config(
+        SwaggerConfig::default()
+            .validator_url("none")
+            .display_request_duration(true),
+    );
+    openai
+        .merge(others)
+        .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -12,18 +13,27 @@ use crate::catalog::CatalogError;
 use crate::ollama::wire::ModelEntry;
 
 /// One entry of the OpenAI model list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "llama3.2:latest", "object": "model", "created": 1746405464, "owned_by": "library"}))]
 pub struct Model {
+    /// Installed name with tag, or a configured alias.
     id: String,
+    /// Always `model`.
+    #[schema(example = "model")]
     object: &'static str,
+    /// Unix seconds of the model's last change; 0 for aliases.
     created: i64,
+    /// The model's namespace (`library` for official models); `seadragon` for aliases.
     owned_by: String,
 }
 
 /// `{"object":"list","data":[...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelList {
+    /// Always `list`.
+    #[schema(example = "list")]
     object: &'static str,
+    /// Installed models, newest first, then aliases that resolve.
     data: Vec<Model>,
 }
 
@@ -51,6 +61,18 @@ fn model(id: &str, entry: Option<&ModelEntry>) -> Model {
 }
 
 /// Lists installed models, then aliases that currently resolve.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    operation_id = "listModels",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The installed models and aliases.", body = ModelList),
+        super::openapi::responses::KeyAuth,
+        super::openapi::responses::Unavailable,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -69,6 +91,23 @@ pub async fn list(
 }
 
 /// One model by the id a client uses (`llama3.2`, `llama3.2:latest` or an alias).
+// The router serves this path as `/v1/models/{*id}`, because model ids may contain slashes
+// (`namespace/model:tag`); it is documented from `ApiDoc` for that reason.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    tag = "openai",
+    operation_id = "retrieveModel",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A model id, with or without tag, or an alias; \
+        it may contain slashes (`namespace/model:tag`).", example = "llama3.2")),
+    responses(
+        (status = 200, description = "The model.", body = Model),
+        super::openapi::responses::KeyAuth,
+        super::openapi::responses::NotFound,
+        super::openapi::responses::Unavailable,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,

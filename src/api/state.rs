@@ -11,6 +11,7 @@ use crate::catalog::ModelCatalog;
 use crate::config::TierConfig;
 use crate::limits::Limits;
 use crate::queue::JobQueue;
+use crate::stats::Stats;
 
 /// Shared handles, cloned into each request.
 #[derive(Debug, Clone)]
@@ -29,4 +30,6 @@ pub struct AppState {
     pub hard_stop: CancellationToken,
     /// Interval of SSE keep-alive comments.
     pub keepalive: Duration,
+    /// Request statistics for the admin API.
+    pub stats: Arc<Stats>,
 }

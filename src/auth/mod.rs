@@ -4,4 +4,4 @@
 pub mod secret;
 pub mod store;
 
-pub use store::{ApiKey, KeyStore, Role, StoreError};
+pub use store::{ApiKey, KeyChanges, KeyFilter, KeyStore, Role, StoreError};

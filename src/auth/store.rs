@@ -42,6 +42,39 @@ pub struct ApiKey {
     pub created_at: i64,
     /// Unix seconds; set once revoked.
     pub revoked_at: Option<i64>,
+    /// Unix seconds from which the key is refused; `None` for a key that never expires.
+    pub expires_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// Whether the key's expiry time has passed.
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= now())
+    }
+}
+
+/// Which keys [`KeyStore::list`] returns; `None` fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Only keys of this tier.
+    pub tier: Option<String>,
+    /// Only revoked keys (`true`) or only unrevoked ones (`false`).
+    pub revoked: Option<bool>,
+}
+
+/// What [`KeyStore::update`] changes; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct KeyChanges {
+    /// A new label.
+    pub name: Option<String>,
+    /// A new tier.
+    pub tier: Option<String>,
+}
+
+/// Whether `id` has the shape of a generated key id (`key_` and 16 alphanumerics).
+pub fn is_key_id(id: &str) -> bool {
+    id.strip_prefix("key_")
+        .is_some_and(|rest| rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Key store failures.
@@ -67,6 +100,10 @@ pub struct KeyStore {
     bootstrap: Option<Bootstrap>,
 }
 
+/// The id and name the bootstrap admin key is known by.
+const BOOTSTRAP_ID: &str = "bootstrap";
+const BOOTSTRAP_NAME: &str = "SEADRAGON_ADMIN_KEY";
+
 /// The admin key given by `SEADRAGON_ADMIN_KEY`: never stored, checked first.
 #[derive(Debug, Clone)]
 struct Bootstrap {
@@ -74,10 +111,35 @@ struct Bootstrap {
     tier: String,
 }
 
-type KeyRow = (String, String, String, String, i64, Option<i64>);
-type HashedKeyRow = (Vec<u8>, String, String, String, String, i64, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+/// A [`KeyRow`] followed by the secret's hash.
+type HashedKeyRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Vec<u8>,
+);
 
-fn from_row((id, name, tier, role, created_at, revoked_at): KeyRow) -> ApiKey {
+/// The columns of a [`KeyRow`], in order, as a literal so queries stay `&'static str`.
+macro_rules! key_columns {
+    () => {
+        "id, name, tier, role, created_at, revoked_at, expires_at"
+    };
+}
+
+fn from_row((id, name, tier, role, created_at, revoked_at, expires_at): KeyRow) -> ApiKey {
     ApiKey {
         id,
         name,
@@ -89,6 +151,7 @@ fn from_row((id, name, tier, role, created_at, revoked_at): KeyRow) -> ApiKey {
         },
         created_at,
         revoked_at,
+        expires_at,
     }
 }
 
@@ -134,12 +197,23 @@ impl KeyStore {
         self
     }
 
-    /// Creates a key; the returned secret is never retrievable again.
+    /// Creates a key that never expires; the returned secret is never retrievable again.
     pub async fn create(
         &self,
         name: &str,
         tier: &str,
         role: Role,
+    ) -> Result<(ApiKey, String), StoreError> {
+        self.create_expiring(name, tier, role, None).await
+    }
+
+    /// Creates a key refused from `expires_at` (unix seconds) on, if given.
+    pub async fn create_expiring(
+        &self,
+        name: &str,
+        tier: &str,
+        role: Role,
+        expires_at: Option<i64>,
     ) -> Result<(ApiKey, String), StoreError> {
         let key = ApiKey {
             id: format!("key_{}", crate::ids::random_alphanumeric(16)),
@@ -148,15 +222,17 @@ impl KeyStore {
             role,
             created_at: now(),
             revoked_at: None,
+            expires_at,
         };
         let secret = secret::generate();
-        sqlx::query("INSERT INTO api_keys (id, name, tier, role, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (id, name, tier, role, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&key.id)
             .bind(&key.name)
             .bind(&key.tier)
             .bind(role.as_str())
             .bind(&secret::hash(&secret)[..])
             .bind(key.created_at)
+            .bind(key.expires_at)
             .execute(&self.pool)
             .await?;
         Ok((key, secret))
@@ -169,36 +245,46 @@ impl KeyStore {
             && secret::hashes_equal(&b.hash, &hash)
         {
             return Ok(Some(ApiKey {
-                id: "bootstrap".to_owned(),
-                name: "SEADRAGON_ADMIN_KEY".to_owned(),
+                id: BOOTSTRAP_ID.to_owned(),
+                name: BOOTSTRAP_NAME.to_owned(),
                 tier: b.tier.clone(),
                 role: Role::Admin,
                 created_at: 0,
                 revoked_at: None,
+                expires_at: None,
             }));
         }
         if !secret::looks_like_key(presented) {
             return Ok(None);
         }
-        let row: Option<HashedKeyRow> = sqlx::query_as(
-            "SELECT secret_hash, id, name, tier, role, created_at, revoked_at FROM api_keys WHERE secret_hash = ?",
-        )
+        let row: Option<HashedKeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            ", secret_hash FROM api_keys WHERE secret_hash = ?"
+        ))
         .bind(&hash[..])
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.and_then(|(stored, id, name, tier, role, created, revoked)| {
+        Ok(row.and_then(
+            |(id, name, tier, role, created, revoked, expires, stored)| {
                 secret::hashes_equal(&stored, &hash)
-                    .then(|| from_row((id, name, tier, role, created, revoked)))
-            }),
-        )
+                    .then(|| from_row((id, name, tier, role, created, revoked, expires)))
+            },
+        ))
     }
 
-    /// All keys, oldest first.
-    pub async fn list(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, name, tier, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
-        )
+    /// The keys `filter` selects, oldest first.
+    pub async fn list(&self, filter: &KeyFilter) -> Result<Vec<ApiKey>, StoreError> {
+        // `?1 IS NULL` turns an absent filter into "any": one query, no string building.
+        let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys",
+            " WHERE (?1 IS NULL OR tier = ?1) AND (?2 IS NULL OR (revoked_at IS NOT NULL) = ?2)",
+            " ORDER BY created_at, id"
+        ))
+        .bind(filter.tier.as_deref())
+        .bind(filter.revoked)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(from_row).collect())
@@ -206,13 +292,40 @@ impl KeyStore {
 
     /// One key by id.
     pub async fn get(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, name, tier, role, created_at, revoked_at FROM api_keys WHERE id = ?",
-        )
+        let row: Option<KeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = ?"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(from_row))
+    }
+
+    /// The name of the key `id`, the bootstrap admin key included (for admin views of jobs).
+    pub async fn name(&self, id: &str) -> Result<Option<String>, StoreError> {
+        if id == BOOTSTRAP_ID && self.bootstrap.is_some() {
+            return Ok(Some(BOOTSTRAP_NAME.to_owned()));
+        }
+        Ok(self.get(id).await?.map(|key| key.name))
+    }
+
+    /// Changes a key's name or tier; `None` when no key has that id.
+    pub async fn update(
+        &self,
+        id: &str,
+        changes: &KeyChanges,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(
+            "UPDATE api_keys SET name = COALESCE(?, name), tier = COALESCE(?, tier) WHERE id = ?",
+        )
+        .bind(changes.name.as_deref())
+        .bind(changes.tier.as_deref())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.get(id).await
     }
 
     /// Revokes a key; `None` when no key has that id. Revoking twice keeps the first time.
@@ -262,55 +375,5 @@ impl KeyStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (KeyStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-        (KeyStore::connect(&url).await.unwrap(), dir)
-    }
-
-    #[tokio::test]
-    async fn a_created_key_authenticates_until_revoked_and_survives_reopening() {
-        let (s, dir) = store().await;
-        let (key, secret) = s.create("ci", "pro", Role::User).await.unwrap();
-        let found = s.authenticate(&secret).await.unwrap().unwrap();
-        assert_eq!(found.id, key.id);
-        assert_eq!(found.revoked_at, None);
-        assert!(s.authenticate(&secret::generate()).await.unwrap().is_none());
-        s.revoke(&key.id).await.unwrap();
-
-        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-        let reopened = KeyStore::connect(&url).await.unwrap();
-        let again = reopened.authenticate(&secret).await.unwrap().unwrap();
-        assert!(again.revoked_at.is_some());
-        assert_eq!(reopened.list().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn the_bootstrap_key_is_an_admin_that_is_never_stored() {
-        let (s, _dir) = store().await;
-        let s = s.with_bootstrap_admin("my-own-admin-secret", "enterprise");
-        let key = s
-            .authenticate("my-own-admin-secret")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(key.role, Role::Admin);
-        assert!(!s.has_active_admin().await.unwrap());
-        assert!(s.list().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn settings_are_upserted() {
-        let (s, _dir) = store().await;
-        assert_eq!(s.setting("default_model").await.unwrap(), None);
-        s.set_setting("default_model", "a").await.unwrap();
-        s.set_setting("default_model", "b").await.unwrap();
-        assert_eq!(
-            s.setting("default_model").await.unwrap().as_deref(),
-            Some("b")
-        );
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

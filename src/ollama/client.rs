@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::wire::{ChatChunk, ErrorBody, TagsResponse};
+use super::wire::{ChatChunk, ErrorBody, ShowResponse, TagsResponse};
 
 /// Limits how long a call that should be instant (tags, version, show) may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,7 +82,7 @@ impl OllamaClient {
     }
 
     /// `POST /api/show`: details and capabilities of one model.
-    pub async fn show(&self, model: &str) -> Result<Value, OllamaError> {
+    pub async fn show(&self, model: &str) -> Result<ShowResponse, OllamaError> {
         let response = self
             .http
             .post(self.url("api/show"))

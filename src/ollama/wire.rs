@@ -91,9 +91,65 @@ pub struct ModelEntry {
     pub details: serde_json::Value,
 }
 
+/// `POST /api/show`, as far as the admin API reads it.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ShowResponse {
+    /// Family, parameter size, quantisation.
+    #[serde(default)]
+    pub details: ModelDetails,
+    /// GGUF metadata such as `llama.context_length`.
+    #[serde(default)]
+    pub model_info: serde_json::Map<String, serde_json::Value>,
+    /// `completion`, `tools`, `thinking`, `vision`, `embedding`, ...
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl ShowResponse {
+    /// The context length the model was trained for, from `<architecture>.context_length`.
+    pub fn context_length(&self) -> Option<u64> {
+        let architecture = self.model_info.get("general.architecture")?.as_str()?;
+        self.model_info
+            .get(&format!("{architecture}.context_length"))?
+            .as_u64()
+    }
+}
+
+/// The `details` of a model in `/api/tags` and `/api/show`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ModelDetails {
+    /// `llama`, `qwen3`, ...
+    #[serde(default)]
+    pub family: Option<String>,
+    /// `8.0B`, ...
+    #[serde(default)]
+    pub parameter_size: Option<String>,
+    /// `Q4_K_M`, ...
+    #[serde(default)]
+    pub quantization_level: Option<String>,
+}
+
 /// Ollama's error body, `{"error":"..."}`.
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     /// The message.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_length_is_read_under_the_model_architecture() {
+        let show: ShowResponse = serde_json::from_str(
+            r#"{"details": {"family": "qwen3"}, "capabilities": ["completion"],
+                "model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960,
+                               "llama.context_length": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(show.context_length(), Some(40960));
+        assert_eq!(show.details.family.as_deref(), Some("qwen3"));
+        assert_eq!(ShowResponse::default().context_length(), None);
+    }
 }

@@ -15,7 +15,7 @@ pub mod priority;
 pub mod rabbitmq;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -212,7 +212,36 @@ pub struct JobTicket {
     events: mpsc::Receiver<JobEvent>,
     summary: JobSummary,
     board: Arc<JobBoard>,
+    submitted: Instant,
+    report: JobReport,
+    on_end: OnEnd,
     _cancel_on_drop: CancelOnDrop,
+}
+
+/// How a job went, as its ticket saw it; given to [`JobTicket::on_end`] when the ticket is
+/// dropped, i.e. when the gateway is done with the request, whatever the path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// From submission to the worker's start; `None` when the job never started.
+    pub queue_wait: Option<Duration>,
+    /// Token counts of a finished job.
+    pub usage: Option<Usage>,
+    /// How it ended.
+    pub end: JobEnd,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobEnd {
+    /// The gateway let go before a final event: the client left.
+    #[default]
+    Abandoned,
+    /// The answer is complete.
+    Finished,
+    /// The job failed with this HTTP status (cleared, expired, Ollama errors, ...).
+    Failed(u16),
+    /// The events stopped without a final one (a worker lost beyond recovery).
+    Lost,
 }
 
 impl JobTicket {
@@ -228,8 +257,16 @@ impl JobTicket {
             events,
             summary: JobSummary::from(job),
             board,
+            submitted: Instant::now(),
+            report: JobReport::default(),
+            on_end: OnEnd(None),
             _cancel_on_drop: CancelOnDrop(Some(Box::new(on_drop))),
         }
+    }
+
+    /// Calls `report` once with how the job went, when the ticket is dropped.
+    pub fn on_end(&mut self, report: impl FnOnce(&JobReport) + Send + Sync + 'static) {
+        self.on_end = OnEnd(Some(Box::new(report)));
     }
 
     /// The next event; `None` when the job ended without a final event (e.g. a worker crash
@@ -239,10 +276,20 @@ impl JobTicket {
         match &event {
             Some(JobEvent::Started { worker, slots }) => {
                 self.board.started(&self.summary, worker, *slots);
+                self.report.queue_wait = Some(self.submitted.elapsed());
             }
             Some(JobEvent::Delta(_)) => self.board.token(&self.id),
-            Some(JobEvent::Finished { .. } | JobEvent::Failed(_)) | None => {
+            Some(JobEvent::Finished { usage, .. }) => {
                 self.board.ended(&self.id);
+                (self.report.usage, self.report.end) = (Some(*usage), JobEnd::Finished);
+            }
+            Some(JobEvent::Failed(failure)) => {
+                self.board.ended(&self.id);
+                self.report.end = JobEnd::Failed(failure.status);
+            }
+            None => {
+                self.board.ended(&self.id);
+                self.report.end = JobEnd::Lost;
             }
         }
         event
@@ -252,6 +299,20 @@ impl JobTicket {
 impl Drop for JobTicket {
     fn drop(&mut self) {
         self.board.ended(&self.id);
+        if let Some(report) = self.on_end.0.take() {
+            report(&self.report);
+        }
+    }
+}
+
+/// What [`JobTicket::on_end`] runs.
+type EndReport = Box<dyn FnOnce(&JobReport) + Send + Sync>;
+
+struct OnEnd(Option<EndReport>);
+
+impl std::fmt::Debug for OnEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnEnd")
     }
 }
 

@@ -42,10 +42,10 @@ async fn health_is_503_and_names_ollama_when_it_is_down() {
 #[tokio::test]
 async fn when_ollama_dies_health_turns_503_and_chats_get_503_after_the_max_wait() {
     let mut app = spawn_with(Options {
-        tiers: Some(vec![seadragon::config::TierConfig {
+        tiers: vec![seadragon::config::TierConfig {
             max_wait_secs: 1,
             ..crate::helpers::tier("pro", 2)
-        }]),
+        }],
         ..Options::default()
     })
     .await;

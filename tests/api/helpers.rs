@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
-use seadragon::config::TierConfig;
+use seadragon::config::{TierConfig, default_tiers};
 use seadragon::queue::QueueSnapshot;
 use seadragon::{App, Config};
 use serde_json::{Value, json};
@@ -25,8 +25,8 @@ pub struct Options {
     pub aliases: Vec<(&'static str, &'static str)>,
     /// Point the gateway at a port where nothing listens.
     pub ollama_down: bool,
-    /// Replaces the default tier table.
-    pub tiers: Option<Vec<TierConfig>>,
+    /// Replaces the default tiers when not empty.
+    pub tiers: Vec<TierConfig>,
     /// Hard limit of one generation.
     pub generation_timeout: Duration,
 }
@@ -41,7 +41,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             aliases: Vec::new(),
             ollama_down: false,
-            tiers: None,
+            tiers: Vec::new(),
             generation_timeout: Duration::from_secs(900),
         }
     }
@@ -52,6 +52,9 @@ pub struct TestApp {
     pub app: App,
     pub ollama: FakeOllama,
     pub http: reqwest::Client,
+    /// The key store's URL, for tests that open it directly.
+    pub database_url: String,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -84,23 +87,27 @@ pub async fn spawn_with(options: Options) -> TestApp {
         aging_interval: options.aging,
         keepalive_interval: options.keepalive,
         max_body_bytes: options.max_body_bytes,
-        tiers: options
-            .tiers
-            .unwrap_or_else(seadragon::config::default_tiers),
         generation_timeout: options.generation_timeout,
         aliases: options
             .aliases
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect(),
+        tiers: if options.tiers.is_empty() {
+            default_tiers()
+        } else {
+            options.tiers
+        },
         ..Config::default()
     };
-    let app = App::build(config).await.unwrap();
+    let app = App::build(config.clone()).await.unwrap();
     TestApp {
         base: format!("http://{}", app.local_addr()),
         app,
         ollama,
         http: reqwest::Client::new(),
+        database_url: config.database_url.clone(),
+        config,
         _dir: dir,
     }
 }
@@ -125,6 +132,60 @@ pub fn chat(model: &str, prompt: &str, stream: bool) -> Value {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Stops the gateway and starts a new one on the same key store and fake Ollama, as a
+    /// restart of the process would.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            app,
+            ollama,
+            http,
+            database_url,
+            config,
+            _dir,
+            ..
+        } = self;
+        app.stop().await;
+        let app = App::build(config.clone()).await.unwrap();
+        TestApp {
+            base: format!("http://{}", app.local_addr()),
+            app,
+            ollama,
+            http,
+            database_url,
+            config,
+            _dir,
+        }
+    }
+
+    /// `GET path` with the admin key; the status and the JSON body.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// A request with the admin key and an optional JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
     }
 
     /// Creates a user key of `tier` through the admin API and returns its secret.

@@ -66,7 +66,7 @@ async fn a_created_key_chats_is_listed_without_secret_and_is_refused_once_revoke
     openai_error(again, 409).await;
     let unknown = app
         .http
-        .delete(app.url("/admin/keys/key_doesnotexist"))
+        .delete(app.url("/admin/keys/key_0000000000000000"))
         .bearer_auth(ADMIN_KEY)
         .send()
         .await

@@ -19,7 +19,7 @@ async fn five_hundred_concurrent_streams_across_tiers_all_complete() {
             ..FakeConfig::default()
         },
         // Limits high enough that only the slots hold clients back.
-        tiers: Some(vec![tier("free", 1), tier("pro", 2), tier("enterprise", 3)]),
+        tiers: vec![tier("free", 1), tier("pro", 2), tier("enterprise", 3)],
         ..Options::default()
     })
     .await;

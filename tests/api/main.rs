@@ -9,9 +9,14 @@
     missing_debug_implementations
 )]
 
+mod admin_keys;
+mod admin_models;
+mod admin_queue;
+mod admin_stats;
 mod binary;
 mod chat;
 mod cluster;
+mod conformance;
 mod distributed;
 mod docs;
 mod errors;
@@ -20,6 +25,7 @@ mod health;
 mod helpers;
 mod keys;
 mod load;
+mod openapi;
 mod overload;
 mod process;
 mod queue_contract;

@@ -13,7 +13,7 @@ use crate::helpers::{Options, TestApp, chat, openai_error, spawn_with, sse_frame
 
 fn with_tiers(tiers: Vec<TierConfig>) -> Options {
     Options {
-        tiers: Some(tiers),
+        tiers,
         ..Options::default()
     }
 }
