@@ -13,6 +13,7 @@
 //!   and the embedded backend.
 //! - [`worker`]: takes jobs in priority order and relays them to Ollama.
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
 //! - [`stats`]: in-memory request statistics for the admin API, fed once per chat request.
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod config;
 pub mod ids;
 pub mod limits;
+pub mod metrics;
 pub mod ollama;
 pub mod openai;
 pub mod queue;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::metrics::Metrics;
 use crate::openai::Usage;
 use crate::queue::{JobEnd, JobReport, JobTicket, QueueError};
 
@@ -105,6 +106,7 @@ pub struct Stats {
     started: Instant,
     started_at: u64,
     tally: Mutex<Tally>,
+    metrics: Metrics,
 }
 
 impl Default for Stats {
@@ -115,11 +117,17 @@ impl Default for Stats {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             tally: Mutex::default(),
+            metrics: Metrics::default(),
         }
     }
 }
 
 impl Stats {
+    /// The Prometheus metrics fed by the same hook.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Time since the process started serving.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
@@ -149,6 +157,7 @@ impl Stats {
             Ok(ticket) => ticket,
             Err(e) => {
                 self.record(tier, model, Outcome::Rejected, None, None);
+                self.metrics.rejected(tier);
                 return Err(e);
             }
         };
@@ -160,6 +169,7 @@ impl Stats {
                 JobEnd::Abandoned => Outcome::Cancelled,
             };
             stats.record(&tier, &model, outcome, report.usage, report.queue_wait);
+            stats.metrics.job_ended(&tier, &model, report);
         });
         Ok(ticket)
     }

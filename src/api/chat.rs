@@ -52,10 +52,10 @@ pub async fn create(
         .tiers
         .get(&key.tier)
         .ok_or_else(|| ApiError::UnknownTier(key.tier.clone()))?;
-    let in_flight = state
-        .limits
-        .acquire(&tier.name, &key.id)
-        .map_err(|_| ApiError::TooManyConcurrent(tier.max_concurrent))?;
+    let in_flight = state.limits.acquire(&tier.name, &key.id).map_err(|_| {
+        state.stats.metrics().refused(&tier.name, "concurrency");
+        ApiError::TooManyConcurrent(tier.max_concurrent)
+    })?;
     let model = state.catalog.resolve(&request.model).await?;
     let job = Job {
         id: crate::ids::job_id(),
@@ -114,6 +114,7 @@ fn unix_ms() -> u64 {
 /// A full tier: the client should come back once the queue ahead of it has drained, which
 /// recent throughput estimates.
 fn queue_full(state: &AppState, tier: &str, max_queued: usize) -> ApiError {
+    state.stats.metrics().refused(tier, "queue_full");
     let rate = state.queue.board().finished_per_sec().unwrap_or(0.0);
     let ahead = state.queue.snapshot().queued().max(max_queued) as f64;
     let wait = if rate > 0.0 { ahead / rate } else { 30.0 };

@@ -24,6 +24,7 @@ pub async fn rate_limit(
     let info = match state.limits.check_rate(&caller.0.tier, &caller.0.id) {
         Ok(info) => info,
         Err(Refusal::Rate { info, retry_after }) => {
+            state.stats.metrics().refused(&caller.0.tier, "rate");
             let mut response = ApiError::RateLimited {
                 limit: info.limit,
                 retry_after,

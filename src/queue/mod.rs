@@ -224,6 +224,10 @@ pub struct JobTicket {
 pub struct JobReport {
     /// From submission to the worker's start; `None` when the job never started.
     pub queue_wait: Option<Duration>,
+    /// From submission to the first delta; `None` when none came.
+    pub first_token: Option<Duration>,
+    /// From the worker's start to the finished answer.
+    pub generation: Option<Duration>,
     /// Token counts of a finished job.
     pub usage: Option<Usage>,
     /// How it ended.
@@ -278,10 +282,19 @@ impl JobTicket {
                 self.board.started(&self.summary, worker, *slots);
                 self.report.queue_wait = Some(self.submitted.elapsed());
             }
-            Some(JobEvent::Delta(_)) => self.board.token(&self.id),
+            Some(JobEvent::Delta(_)) => {
+                self.board.token(&self.id);
+                if self.report.first_token.is_none() {
+                    self.report.first_token = Some(self.submitted.elapsed());
+                }
+            }
             Some(JobEvent::Finished { usage, .. }) => {
                 self.board.ended(&self.id);
                 (self.report.usage, self.report.end) = (Some(*usage), JobEnd::Finished);
+                self.report.generation = self
+                    .report
+                    .queue_wait
+                    .map(|wait| self.submitted.elapsed().saturating_sub(wait));
             }
             Some(JobEvent::Failed(failure)) => {
                 self.board.ended(&self.id);

@@ -25,6 +25,7 @@ mod health;
 mod helpers;
 mod keys;
 mod load;
+mod metrics;
 mod openapi;
 mod overload;
 mod process;

@@ -75,7 +75,7 @@ fn every_route_but_health_requires_the_bearer_key_and_documents_its_errors() {
         );
         let responses = operation["responses"].as_object().unwrap();
         assert!(responses.contains_key("401"), "{method} {path} lacks 401");
-        if path.starts_with("/admin/") {
+        if path.starts_with("/admin/") || path == "/metrics" {
             assert!(responses.contains_key("403"), "{method} {path} lacks 403");
         }
         assert!(
@@ -100,7 +100,7 @@ async fn every_admin_route_in_the_document_answers_401_without_a_key_and_403_to_
         .unwrap();
     let admin_routes: Vec<_> = operations(&doc)
         .into_iter()
-        .filter(|(_, path, _)| path.starts_with("/admin"))
+        .filter(|(_, path, _)| path.starts_with("/admin") || *path == "/metrics")
         .collect();
     assert!(admin_routes.len() >= 3, "{admin_routes:?}");
     for (method, path, _) in admin_routes {

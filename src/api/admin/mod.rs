@@ -3,6 +3,7 @@
 //! forgotten; a test walks the OpenAPI document to prove it for every admin route.
 
 mod keys;
+mod metrics;
 mod models;
 mod queue;
 mod stats;
@@ -25,4 +26,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(models::list))
         .routes(routes!(models::get_default, models::set_default))
         .routes(routes!(stats::show))
+        .routes(routes!(metrics::show))
 }
