@@ -15,6 +15,7 @@
 
 mod broker;
 mod gateway;
+mod link;
 mod wire;
 mod worker;
 

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery as AmqpDelivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Event};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::broker::{self, Names, Published};
+use super::link::{self, Link};
 use super::wire::{Announcement, Control, JobMessage, Reply};
 use super::{BrokerStatus, RabbitConfig};
 use crate::queue::{
@@ -293,11 +294,7 @@ async fn supervise(inner: Arc<Inner>) {
         match result {
             Ok(()) => return,
             Err(e) => {
-                {
-                    let mut status = locked(&inner.status);
-                    status.connected = false;
-                    status.last_error = Some(e.clone());
-                }
+                link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
                     return;
                 }
@@ -311,26 +308,11 @@ async fn supervise(inner: Arc<Inner>) {
 
 async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
-    let instance = &inner.config.instance;
-    let publish = broker::connect(
-        &inner.config.url,
-        &format!("seadragon worker {instance} publish"),
-    )
-    .await
-    .map_err(e)?;
-    let consume = broker::connect(
-        &inner.config.url,
-        &format!("seadragon worker {instance} consume"),
-    )
-    .await
-    .map_err(e)?;
-    let channel = broker::confirm_channel(&publish).await.map_err(e)?;
-    broker::declare_shared(&channel, &inner.names)
-        .await
-        .map_err(e)?;
-    broker::declare_owned(&channel, &inner.control_queue)
-        .await
-        .map_err(e)?;
+    let (link, mut events) =
+        Link::open(&inner.config, &inner.names, "worker", &inner.control_queue)
+            .await
+            .map_err(e)?;
+    let (channel, consume) = (link.channel.clone(), &link.consume);
     let jobs_channel = consume.create_channel().await.map_err(e)?;
     jobs_channel
         .basic_qos(inner.slots, BasicQosOptions::default())
@@ -358,15 +340,8 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
         )
         .await
         .map_err(e)?;
-    let mut publish_events = publish.events_listener();
-    let mut consume_events = consume.events_listener();
     inner.channel.send_replace(Some(channel));
-    {
-        let mut status = locked(&inner.status);
-        status.connected = true;
-        status.blocked = false;
-        status.last_error = None;
-    }
+    link::connected(&inner.status);
     *attempt = 0;
     tracing::info!(queue = %inner.control_queue, slots = inner.slots, "worker connected to the broker");
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
@@ -376,7 +351,7 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
             _ = liveness.tick() => {
                 let replies = inner.running_reply_queues();
                 if !replies.is_empty() {
-                    let dead = broker::queues_without_consumers(&consume, &mut probe, replies).await.map_err(e)?;
+                    let dead = broker::queues_without_consumers(consume, &mut probe, replies).await.map_err(e)?;
                     inner.gateways_gone(&dead);
                 }
             }
@@ -390,23 +365,9 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
                 let order = order.ok_or("the broker cancelled the control consumer")?.map_err(e)?;
                 apply(inner, &order.data);
             }
-            event = publish_events.next() => match event {
-                Some(Event::ConnectionBlocked(reason)) => {
-                    tracing::warn!(%reason, "broker blocked publishing");
-                    locked(&inner.status).blocked = true;
-                }
-                Some(Event::ConnectionUnblocked) => locked(&inner.status).blocked = false,
-                Some(Event::Error(err)) => return Err(err.to_string()),
-                _ => {}
-            },
-            event = consume_events.next() => {
-                if let Some(Event::Error(err)) = event {
-                    return Err(err.to_string());
-                }
-            }
+            event = events.event(&inner.status) => event?,
             () = inner.shutdown.cancelled() => {
-                let _ = consume.close(200, "shutdown".into()).await;
-                let _ = publish.close(200, "shutdown".into()).await;
+                link.close().await;
                 return Ok(());
             }
         }

@@ -1,20 +1,20 @@
-//! The gateway's broker session: two connections (publishing and consuming, so an alarm that
-//! blocks publishers never stalls acks), the reply and announcement consumers, liveness probes
+//! The gateway's broker session: the reply, announcement and peer consumers, liveness probes
 //! of the workers running our jobs, and reconnection with backoff.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Event};
 use tokio::sync::mpsc;
 
 use super::peers::{self, PeerMessage};
 use super::{Inner, Outgoing};
 use crate::queue::QueueSnapshot;
 use crate::queue::rabbitmq::broker;
+use crate::queue::rabbitmq::link::{self, Link};
 use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
 
 /// Keeps a session with the broker up, reconnecting with backoff.
@@ -25,11 +25,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
             Ok(()) => return,
             Err(e) => {
                 inner.channel.send_replace(None);
-                {
-                    let mut status = inner.status_lock();
-                    status.connected = false;
-                    status.last_error = Some(e.clone());
-                }
+                link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
                     return;
                 }
@@ -48,27 +44,10 @@ async fn session(
 ) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
     let instance = &inner.config.instance;
-    let publish = broker::connect(
-        &inner.config.url,
-        &format!("seadragon gateway {instance} publish"),
-    )
-    .await
-    .map_err(e)?;
-    let consume = broker::connect(
-        &inner.config.url,
-        &format!("seadragon gateway {instance} consume"),
-    )
-    .await
-    .map_err(e)?;
-    let channel = broker::confirm_channel(&publish).await.map_err(e)?;
-    broker::declare_shared(&channel, &inner.names)
+    let (link, mut events) = Link::open(&inner.config, &inner.names, "gateway", &inner.reply_queue)
         .await
         .map_err(e)?;
-    broker::declare_owned(&channel, &inner.reply_queue)
-        .await
-        .map_err(e)?;
-    let mut publish_events = publish.events_listener();
-    let mut consume_events = consume.events_listener();
+    let (channel, consume) = (link.channel.clone(), &link.consume);
     let replies = consume.create_channel().await.map_err(e)?;
     replies
         .basic_qos(1000, BasicQosOptions::default())
@@ -85,7 +64,7 @@ async fn session(
         .map_err(e)?;
     let mut announcements = broker::subscribe(
         &channel,
-        &consume,
+        consume,
         &inner.names.announcements(instance),
         &inner.names.workers(),
     )
@@ -93,19 +72,14 @@ async fn session(
     .map_err(e)?;
     let mut peer_messages = broker::subscribe(
         &channel,
-        &consume,
+        consume,
         &inner.names.peers(instance),
         &inner.names.gateways(),
     )
     .await
     .map_err(e)?;
     inner.channel.send_replace(Some(channel.clone()));
-    {
-        let mut status = inner.status_lock();
-        status.connected = true;
-        status.blocked = false;
-        status.last_error = None;
-    }
+    link::connected(&inner.status);
     *attempt = 0;
     tracing::info!(queue = %inner.reply_queue, "connected to the broker");
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
@@ -138,7 +112,7 @@ async fn session(
             _ = liveness.tick() => {
                 let controls = inner.granted_controls();
                 if !controls.is_empty() {
-                    for control in broker::queues_without_consumers(&consume, &mut probe, controls).await.map_err(e)? {
+                    for control in broker::queues_without_consumers(consume, &mut probe, controls).await.map_err(e)? {
                         inner.worker_gone(&control).await;
                     }
                 }
@@ -158,20 +132,7 @@ async fn session(
                         .insert(a.worker.clone(), (a, Instant::now()));
                 }
             }
-            event = publish_events.next() => match event {
-                Some(Event::ConnectionBlocked(reason)) => {
-                    tracing::warn!(%reason, "broker blocked publishing");
-                    inner.status_lock().blocked = true;
-                }
-                Some(Event::ConnectionUnblocked) => inner.status_lock().blocked = false,
-                Some(Event::Error(err)) => return Err(err.to_string()),
-                _ => {}
-            },
-            event = consume_events.next() => {
-                if let Some(Event::Error(err)) = event {
-                    return Err(err.to_string());
-                }
-            }
+            event = events.event(&inner.status) => event?,
             Some(order) = outbox.recv() => match order {
                 Outgoing::Cancel { control, job_id } => {
                     send_control(&channel, &control, &Control::Cancel { job_id }).await;
@@ -182,8 +143,7 @@ async fn session(
                 }
             },
             () = inner.shutdown.cancelled() => {
-                let _ = publish.close(200, "shutdown".into()).await;
-                let _ = consume.close(200, "shutdown".into()).await;
+                link.close().await;
                 return Ok(());
             }
         }

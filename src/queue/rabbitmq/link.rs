@@ -1,0 +1,132 @@
+//! One process's link to the broker: a publishing and a consuming connection (an alarm that
+//! blocks publishers then never stalls consumers and acks), a confirm channel, the shared
+//! topology and the process's own queue, and the connection events that matter.
+
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use futures_util::{Stream, StreamExt};
+use lapin::{Channel, Connection, Event};
+
+use super::BrokerStatus;
+use super::RabbitConfig;
+use super::broker::{self, Names};
+
+type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// An open link; dropping it closes nothing, [`Link::close`] does.
+pub struct Link {
+    /// For publishing (confirms on `channel`).
+    pub publish: Connection,
+    /// For consuming.
+    pub consume: Connection,
+    /// A confirm-mode channel on `publish`.
+    pub channel: Channel,
+}
+
+/// The connection events of a [`Link`], read apart from it so the link stays shareable.
+pub struct LinkEvents {
+    publish_events: Events,
+    consume_events: Events,
+}
+
+impl std::fmt::Debug for LinkEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkEvents")
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Link")
+    }
+}
+
+impl Link {
+    /// Connects as `role` (`gateway` or `worker`, for the broker's connection names),
+    /// declares the shared topology and `own_queue`.
+    pub async fn open(
+        config: &RabbitConfig,
+        names: &Names,
+        role: &str,
+        own_queue: &str,
+    ) -> Result<(Self, LinkEvents), lapin::Error> {
+        let instance = &config.instance;
+        let publish =
+            broker::connect(&config.url, &format!("seadragon {role} {instance} publish")).await?;
+        let consume =
+            broker::connect(&config.url, &format!("seadragon {role} {instance} consume")).await?;
+        let channel = broker::confirm_channel(&publish).await?;
+        broker::declare_shared(&channel, names).await?;
+        broker::declare_owned(&channel, own_queue).await?;
+        let events = LinkEvents {
+            publish_events: Box::pin(publish.events_listener()),
+            consume_events: Box::pin(consume.events_listener()),
+        };
+        Ok((
+            Self {
+                publish,
+                consume,
+                channel,
+            },
+            events,
+        ))
+    }
+
+    /// Closes both connections; unacknowledged deliveries go back to their queues.
+    pub async fn close(&self) {
+        let _ = self.consume.close(200, "shutdown".into()).await;
+        let _ = self.publish.close(200, "shutdown".into()).await;
+    }
+}
+
+impl LinkEvents {
+    /// Waits for a connection event: alarms update `status`; a broken connection is an error.
+    pub async fn event(&mut self, status: &Mutex<BrokerStatus>) -> Result<(), String> {
+        let lock = || {
+            status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        tokio::select! {
+            event = self.publish_events.next() => match event {
+                Some(Event::ConnectionBlocked(reason)) => {
+                    tracing::warn!(%reason, "the broker blocks publishing");
+                    lock().blocked = true;
+                    Ok(())
+                }
+                Some(Event::ConnectionUnblocked) => {
+                    lock().blocked = false;
+                    Ok(())
+                }
+                Some(Event::Error(err)) => Err(err.to_string()),
+                None => Err("the publishing connection closed".to_owned()),
+                Some(_) => Ok(()),
+            },
+            event = self.consume_events.next() => match event {
+                Some(Event::Error(err)) => Err(err.to_string()),
+                None => Err("the consuming connection closed".to_owned()),
+                Some(_) => Ok(()),
+            },
+        }
+    }
+}
+
+/// Records a fresh session in `status`.
+pub fn connected(status: &Mutex<BrokerStatus>) {
+    let mut status = status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    status.connected = true;
+    status.blocked = false;
+    status.last_error = None;
+}
+
+/// Records the end of a session in `status`.
+pub fn disconnected(status: &Mutex<BrokerStatus>, error: &str) {
+    let mut status = status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    status.connected = false;
+    status.last_error = Some(error.to_owned());
+}
