@@ -120,19 +120,24 @@ pub async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::
     Ok(channel)
 }
 
-/// Declares the shared topology. Idempotent; every process does it at connect.
-pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+async fn declare_fanout(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
     channel
         .exchange_declare(
-            names.dead().into(),
+            name.into(),
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
+            options,
             FieldTable::default(),
         )
-        .await?;
+        .await
+}
+
+/// Declares the shared topology. Idempotent; every process does it at connect.
+pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    declare_fanout(channel, &names.dead()).await?;
     let mut dead_args = FieldTable::default();
     dead_args.insert("x-message-ttl".into(), AMQPValue::LongUInt(86_400_000));
     channel
@@ -168,28 +173,8 @@ pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapi
             job_args,
         )
         .await?;
-    channel
-        .exchange_declare(
-            names.gateways().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.workers().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    declare_fanout(channel, &names.gateways()).await?;
+    declare_fanout(channel, &names.workers()).await?;
     Ok(())
 }
 
