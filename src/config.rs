@@ -90,6 +90,11 @@ pub struct Settings {
     pub drain_secs: f64,
 }
 
+/// Upper bound of `SEADRAGON_SLOTS`. A slot is one idle task, so the bound only catches typos;
+/// it is high enough for a worker in front of a load-balanced pool of Ollama servers, or an
+/// unlimited backend such as the benchmark's fake, where nothing should queue.
+pub const MAX_SLOTS: usize = 4096;
+
 /// Why the settings were refused at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -280,8 +285,11 @@ impl Config {
 
     /// Checks the ranges DESIGN §2 and §8 promise to enforce at start-up.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=256).contains(&self.slots) {
-            return Err(invalid("SEADRAGON_SLOTS", "must be between 1 and 256"));
+        if !(1..=MAX_SLOTS).contains(&self.slots) {
+            return Err(invalid(
+                "SEADRAGON_SLOTS",
+                format!("must be between 1 and {MAX_SLOTS}"),
+            ));
         }
         let prefix_ok = !self.amqp_prefix.is_empty()
             && self.amqp_prefix.len() <= 100
