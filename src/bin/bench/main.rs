@@ -1,0 +1,419 @@
+//! `bench`: measures what Seadragon adds on top of Ollama, side by side in one run, against a
+//! fast fake Ollama on loopback: directly (the baseline), through `seadragon serve` with the
+//! embedded queue, and through a gateway and a worker over RabbitMQ. Prints one table per
+//! scenario, the floors, and writes everything as JSON.
+//!
+//! Modules: [`fake_ollama`] (the backend), [`load`] and [`parse`] (the client side),
+//! [`spawn`] (Seadragon processes), [`scenario`] (the phases), [`procstat`] (CPU and memory
+//! from `/proc`), [`queue_depth`] (the embedded queue in process), [`report`] (output).
+
+mod fake_ollama;
+mod load;
+mod parse;
+mod procstat;
+mod queue_depth;
+mod report;
+mod scenario;
+mod spawn;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use fake_ollama::FakeOllama;
+use load::{Api, Target};
+use report::{Floor, Report, ScenarioReport, log};
+use scenario::Plan;
+
+/// Dispatches timed per queue depth.
+const QUEUE_OPS: usize = 2_000;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Measure Seadragon's added latency, throughput, CPU and memory against a fake Ollama"
+)]
+struct Args {
+    /// A short smoke run (about a minute) instead of the full benchmark.
+    #[arg(long)]
+    quick: bool,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "bench-results.json")]
+    out: PathBuf,
+    /// Run one scenario only (embedded and rabbitmq still run the baseline they are compared with).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// RabbitMQ for the distributed scenario; without it, a broker on 127.0.0.1:5672 is used if one answers.
+    #[arg(long, env = "SEADRAGON_AMQP_URL")]
+    amqp_url: Option<String>,
+    /// Prefix of the benchmark's RabbitMQ names, apart from any deployment's.
+    #[arg(long, default_value = "bench")]
+    amqp_prefix: String,
+    /// SEADRAGON_SLOTS of the processes under test: high, so nothing waits in the queue.
+    #[arg(long, default_value_t = 1024)]
+    slots: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    Baseline,
+    Embedded,
+    Rabbitmq,
+    Queue,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(pub String);
+
+/// Adds what was being done to an error.
+pub trait Context<T> {
+    /// Wraps the error with `what`.
+    fn ctx(self, what: &str) -> Result<T, BenchError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, BenchError> {
+        self.map_err(|e| BenchError(format!("{what}: {e}")))
+    }
+}
+
+/// Turns a missing value into an error.
+pub trait ContextNone<T> {
+    /// `what` when `None`.
+    fn ctx_none(self, what: &str) -> Result<T, BenchError>;
+}
+
+impl<T> ContextNone<T> for Option<T> {
+    fn ctx_none(self, what: &str) -> Result<T, BenchError> {
+        self.ok_or_else(|| BenchError(what.to_owned()))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log(&format!("bench: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wants(args: &Args, scenario: Only) -> bool {
+    match args.only {
+        None => true,
+        Some(Only::Queue) => scenario == Only::Queue,
+        Some(Only::Baseline) => scenario == Only::Baseline,
+        Some(only) => scenario == only || scenario == Only::Baseline,
+    }
+}
+
+async fn run(args: &Args) -> Result<(), BenchError> {
+    // 1,000 streams need about 2,000 descriptors in this process and in each Seadragon process,
+    // which inherit the limit.
+    let files = rlimit::increase_nofile_limit(65_536).ctx("cannot raise the open-file limit")?;
+    if files < 4096 {
+        log(&format!(
+            "warning: only {files} open files allowed; run `ulimit -n 65536` first"
+        ));
+    }
+    let (cores, memory_gib) = procstat::machine();
+    let plan = Plan { quick: args.quick };
+    let mut report = Report {
+        cores,
+        memory_gib,
+        quick: args.quick,
+        notes: notes(args),
+        scenarios: Vec::new(),
+        queue: None,
+        floors: Vec::new(),
+    };
+    // First, before anything else allocates, so the memory growth is the queue's.
+    if wants(args, Only::Queue) {
+        log("queue: filling the embedded queue to 100,000 jobs ...");
+        report.queue = Some(queue_depth::run(QUEUE_OPS).await?);
+    }
+    let seadragon_wanted = wants(args, Only::Embedded) || wants(args, Only::Rabbitmq);
+    if wants(args, Only::Baseline) || seadragon_wanted {
+        let fake = FakeOllama::start(fake_ollama::Profile {
+            first_token: Duration::ZERO,
+            tokens: 1,
+            gap: Duration::ZERO,
+        })
+        .await
+        .ctx("cannot start the fake Ollama")?;
+        report.scenarios = scenarios(args, plan, &fake).await?;
+    }
+    finish(&mut report);
+    for s in &report.scenarios {
+        report::print(&report::scenario_text(s));
+    }
+    if let Some(queue) = &report.queue {
+        report::print(&report::queue_text(queue));
+    }
+    report::print(&report::floors_text(&report.floors));
+    report::print(&format!("\n{}\n", report.notes.join("\n")));
+    let json = serde_json::to_string_pretty(&report).ctx("cannot encode the results")?;
+    std::fs::write(&args.out, json + "\n").ctx(&format!("cannot write {}", args.out.display()))?;
+    log(&format!("results written to {}", args.out.display()));
+    Ok(())
+}
+
+fn notes(args: &Args) -> Vec<String> {
+    vec![
+        format!(
+            "Load: hyper HTTP/1 client, one connection per virtual user, closed loop. It and the fake Ollama share the bench process and the machine's cores with Seadragon, so every figure includes that contention{}.",
+            if args.quick { "; --quick: short phases, numbers are indicative only" } else { "" }
+        ),
+        "added (+p50/+p90/+p99) = Seadragon's percentile minus the baseline's for the same phase; err/miss = failed answers / missing tokens.".to_owned(),
+        format!(
+            "SEADRAGON_SLOTS={} and an unlimited fake: no request waits in Seadragon's queue, so added time is Seadragon's own cost.",
+            args.slots
+        ),
+    ]
+}
+
+async fn scenarios(
+    args: &Args,
+    plan: Plan,
+    fake: &FakeOllama,
+) -> Result<Vec<ScenarioReport>, BenchError> {
+    let mut out = Vec::new();
+    log("baseline: straight to the fake Ollama ...");
+    let direct = Target {
+        addr: fake.addr(),
+        api: Api::Ollama,
+    };
+    out.push(
+        scenario::measure(
+            "baseline",
+            "client -> fake Ollama /api/chat".to_owned(),
+            &direct,
+            &[],
+            fake,
+            plan,
+        )
+        .await,
+    );
+    if !wants(args, Only::Embedded) && !wants(args, Only::Rabbitmq) {
+        return Ok(out);
+    }
+    let scratch = spawn::Scratch::new()?;
+    let setup = spawn::Setup {
+        exe: spawn::seadragon_binary()?,
+        dir: scratch.path().to_owned(),
+        db: String::new(),
+        admin_key: format!("bench-admin-{}", seadragon::ids::random_alphanumeric(24)),
+        ollama_url: fake.url(),
+        slots: args.slots,
+        amqp: None,
+    };
+    let http = reqwest::Client::new();
+    if wants(args, Only::Embedded) {
+        log("embedded: seadragon serve ...");
+        let setup = spawn::Setup {
+            db: "embedded.db".into(),
+            ..setup.clone()
+        };
+        let serve = spawn::start(&setup, "serve").await?;
+        spawn::wait_ready(&http, &serve).await?;
+        let key = spawn::user_key(&http, &serve, &setup.admin_key).await?;
+        let target = Target {
+            addr: serve.addr,
+            api: Api::OpenAi(key.into()),
+        };
+        let description = "client -> seadragon serve (embedded queue) -> fake Ollama".to_owned();
+        let processes = [serve];
+        out.push(scenario::measure("embedded", description, &target, &processes, fake, plan).await);
+    }
+    if wants(args, Only::Rabbitmq) {
+        let description =
+            "client -> seadragon gateway -> RabbitMQ -> seadragon worker -> fake Ollama";
+        match broker(args).await {
+            None => out.push(ScenarioReport {
+                name: "rabbitmq",
+                description: description.to_owned(),
+                skipped: Some("no SEADRAGON_AMQP_URL and no broker on 127.0.0.1:5672".into()),
+                phases: Vec::new(),
+                processes: Vec::new(),
+                errors: 0,
+                missing_tokens: 0,
+            }),
+            Some(url) => {
+                log("rabbitmq: seadragon gateway + worker ...");
+                let setup = spawn::Setup {
+                    db: "rabbitmq.db".into(),
+                    amqp: Some((url, args.amqp_prefix.clone())),
+                    ..setup.clone()
+                };
+                let worker = spawn::start(&setup, "worker").await?;
+                let gateway = spawn::start(&setup, "gateway").await?;
+                spawn::wait_ready(&http, &gateway).await?;
+                let key = spawn::user_key(&http, &gateway, &setup.admin_key).await?;
+                let target = Target {
+                    addr: gateway.addr,
+                    api: Api::OpenAi(key.into()),
+                };
+                let processes = [gateway, worker];
+                out.push(
+                    scenario::measure(
+                        "rabbitmq",
+                        description.to_owned(),
+                        &target,
+                        &processes,
+                        fake,
+                        plan,
+                    )
+                    .await,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The broker to use: the given URL, or the local default when something answers there.
+async fn broker(args: &Args) -> Option<String> {
+    if let Some(url) = args.amqp_url.as_ref().filter(|u| !u.is_empty()) {
+        return Some(url.clone());
+    }
+    let probe = tokio::net::TcpStream::connect(("127.0.0.1", 5672));
+    match tokio::time::timeout(Duration::from_millis(500), probe).await {
+        Ok(Ok(_)) => Some("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        _ => None,
+    }
+}
+
+/// Adds the comparison with the baseline to every phase, then checks the floors.
+fn finish(report: &mut Report) {
+    let baseline = report
+        .scenarios
+        .iter()
+        .find(|s| s.name == "baseline")
+        .cloned();
+    if let Some(baseline) = baseline {
+        for s in report.scenarios.iter_mut().filter(|s| s.name != "baseline") {
+            for phase in &mut s.phases {
+                if let Some(base) = baseline.phases.iter().find(|b| b.name == phase.name) {
+                    phase.added = Some(added(phase, base));
+                }
+            }
+        }
+    }
+    report.floors = floors(report);
+}
+
+fn added(phase: &report::PhaseReport, base: &report::PhaseReport) -> report::Added {
+    let diff = |a: &report::Dist, b: &report::Dist| [a.p50 - b.p50, a.p90 - b.p90, a.p99 - b.p99];
+    report::Added {
+        ttft_ms: phase
+            .ttft_ms
+            .as_ref()
+            .zip(base.ttft_ms.as_ref())
+            .map(|(a, b)| diff(a, b)),
+        gap_p99_ms: phase
+            .gap_ms
+            .as_ref()
+            .zip(base.gap_ms.as_ref())
+            .map(|(a, b)| a.p99 - b.p99),
+        total_ms: (!phase.stream).then(|| diff(&phase.total_ms, &base.total_ms)),
+    }
+}
+
+fn floors(report: &Report) -> Vec<Floor> {
+    let scenario = |name: &str| {
+        report
+            .scenarios
+            .iter()
+            .find(|s| s.name == name && s.skipped.is_none())
+    };
+    let phase = |name: &str, phase: &str| {
+        scenario(name).and_then(|s| s.phases.iter().find(|p| p.name == phase))
+    };
+    let ttft_p99 = |name: &str| {
+        phase(name, "ttft_c64")
+            .and_then(|p| p.added.as_ref())
+            .and_then(|a| a.ttft_ms)
+            .map(|[_, _, p99]| p99)
+    };
+    let jobs = |name: &str| phase(name, "short_jobs").map(|p| p.requests_per_s);
+    let most = |limit: f64| move |v: f64| v <= limit;
+    let least = |limit: f64| move |v: f64| v >= limit;
+    let floor = |what: &str, limit: &str, measured: Option<f64>, ok: &dyn Fn(f64) -> bool| Floor {
+        what: what.to_owned(),
+        limit: limit.to_owned(),
+        measured,
+        met: measured.map(ok),
+    };
+    let serve_rss = scenario("embedded")
+        .and_then(|s| s.processes.first())
+        .and_then(|p| p.rss_1000_streams_mb);
+    let queue = report.queue.as_deref().unwrap_or_default();
+    let at = |depth: usize| queue.iter().find(|r| r.depth == depth);
+    let queue_rss = at(100_000).map(|r| r.extra_rss_mb);
+    let flatness = at(100_000)
+        .zip(at(10))
+        .map(|(deep, shallow)| deep.dispatch_us.p50 / shallow.dispatch_us.p50.max(1e-3));
+    let mut out = vec![
+        floor(
+            "embedded: added TTFT p99 at c=64 (ms)",
+            "<= 1",
+            ttft_p99("embedded"),
+            &most(1.0),
+        ),
+        floor(
+            "embedded: short jobs per second",
+            ">= 3000",
+            jobs("embedded"),
+            &least(3000.0),
+        ),
+        floor(
+            "embedded: RSS at 1,000 streams (MB)",
+            "<= 50",
+            serve_rss,
+            &most(50.0),
+        ),
+        floor(
+            "rabbitmq: added TTFT p99 at c=64 (ms)",
+            "<= 3",
+            ttft_p99("rabbitmq"),
+            &most(3.0),
+        ),
+        floor(
+            "rabbitmq: short jobs per second",
+            ">= 2500",
+            jobs("rabbitmq"),
+            &least(2500.0),
+        ),
+        floor(
+            "queue: extra RSS at 100,000 queued (MB)",
+            "<= 100",
+            queue_rss,
+            &most(100.0),
+        ),
+        floor(
+            "queue: dispatch p50 at 100,000 / at 10 queued",
+            "<= 2 (flat)",
+            flatness,
+            &most(2.0),
+        ),
+    ];
+    for s in report.scenarios.iter().filter(|s| s.skipped.is_none()) {
+        #[allow(clippy::cast_precision_loss)]
+        let bad = (s.errors + s.missing_tokens) as f64;
+        out.push(floor(
+            &format!("{}: errors + missing tokens", s.name),
+            "= 0",
+            Some(bad),
+            &most(0.0),
+        ));
+    }
+    out
+}

@@ -1,0 +1,247 @@
+//! The phases every scenario goes through, in order, and what each records: latency at
+//! realistic generations, throughput with an instant fake, relay speed with long answers,
+//! CPU per request and memory with 1,000 open streams.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::fake_ollama::{FakeOllama, Profile};
+use crate::load::{self, Expected, Phase, Target};
+use crate::procstat;
+use crate::report::{Dist, PhaseReport, ProcessReport, ProfileReport, ScenarioReport};
+use crate::spawn::Process;
+
+/// Upper bound of recorded requests in one phase, whatever its duration.
+const MAX_REQUESTS: u64 = 2_000_000;
+
+/// How often memory is sampled while 1,000 streams are open.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+/// A realistic generation: 50 ms to the first token, 100 tokens 10 ms apart.
+const REALISTIC: Profile = Profile {
+    first_token: Duration::from_millis(50),
+    tokens: 100,
+    gap: Duration::from_millis(10),
+};
+
+/// An instant backend: one token at once, so only the path itself costs time.
+const INSTANT: Profile = Profile {
+    first_token: Duration::ZERO,
+    tokens: 1,
+    gap: Duration::ZERO,
+};
+
+/// Long answers generated as fast as the fake can write them.
+const LONG: Profile = Profile {
+    first_token: Duration::ZERO,
+    tokens: 1000,
+    gap: Duration::ZERO,
+};
+
+/// One phase's settings.
+#[derive(Debug, Clone)]
+struct Spec {
+    name: &'static str,
+    profile: Profile,
+    phase: Phase,
+}
+
+/// Which phases run and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// A short smoke run.
+    pub quick: bool,
+}
+
+impl Plan {
+    fn specs(self) -> Vec<Spec> {
+        let secs = |full: u64, quick: f64| {
+            if self.quick {
+                Duration::from_secs_f64(quick)
+            } else {
+                Duration::from_secs(full)
+            }
+        };
+        let spec = |name, profile, users, stream, duration, warmup| Spec {
+            name,
+            profile,
+            phase: Phase {
+                users,
+                stream,
+                duration,
+                warmup,
+                once: false,
+                max_requests: MAX_REQUESTS,
+            },
+        };
+        let crowd = Profile {
+            first_token: Duration::from_millis(50),
+            tokens: if self.quick { 10 } else { 50 },
+            gap: Duration::from_millis(100),
+        };
+        vec![
+            spec("ttft_c1", REALISTIC, 1, true, secs(30, 1.0), true),
+            spec("ttft_c64", REALISTIC, 64, true, secs(20, 1.0), true),
+            spec("total_c1", REALISTIC, 1, false, secs(30, 1.0), false),
+            spec("total_c64", REALISTIC, 64, false, secs(20, 1.0), false),
+            spec("total_c512", REALISTIC, 512, false, secs(20, 1.0), true),
+            spec("short_jobs", INSTANT, 64, false, secs(15, 1.0), true),
+            spec("long_answers", LONG, 16, true, secs(10, 1.0), false),
+            Spec {
+                name: "streams_1000",
+                profile: crowd,
+                phase: Phase {
+                    users: 1000,
+                    stream: true,
+                    duration: Duration::ZERO,
+                    warmup: false,
+                    once: true,
+                    max_requests: MAX_REQUESTS,
+                },
+            },
+        ]
+    }
+}
+
+fn profile_report(p: Profile) -> ProfileReport {
+    ProfileReport {
+        first_token_ms: p.first_token.as_secs_f64() * 1000.0,
+        tokens: p.tokens,
+        gap_ms: p.gap.as_secs_f64() * 1000.0,
+    }
+}
+
+fn rss(processes: &[Process]) -> Vec<Option<f64>> {
+    processes
+        .iter()
+        .map(|p| procstat::rss_mb(p.pid()))
+        .collect()
+}
+
+fn cpu(processes: &[Process]) -> Vec<Option<f64>> {
+    processes
+        .iter()
+        .map(|p| procstat::cpu_seconds(p.pid()))
+        .collect()
+}
+
+/// Runs every phase against `target`; `processes` are the Seadragon processes behind it
+/// (none for the baseline, which skips the phase that only measures Seadragon's memory).
+pub async fn measure(
+    name: &'static str,
+    description: String,
+    target: &Target,
+    processes: &[Process],
+    fake: &FakeOllama,
+    plan: Plan,
+) -> ScenarioReport {
+    let idle = rss(processes);
+    let mut peak: Vec<Option<f64>> = vec![None; processes.len()];
+    let mut phases = Vec::new();
+    for spec in plan.specs() {
+        if spec.phase.once && processes.is_empty() {
+            continue;
+        }
+        crate::report::log(&format!("  {name}: {} ...", spec.name));
+        fake.set(spec.profile);
+        let expected = Expected {
+            text: spec.profile.expected_text().into(),
+            tokens: spec.profile.tokens,
+        };
+        let cpu_before = cpu(processes);
+        let outcome = if spec.phase.once {
+            let (outcome, sampled) =
+                with_rss_sampling(processes, load::run(target, &spec.phase, &expected)).await;
+            peak = sampled;
+            outcome
+        } else {
+            load::run(target, &spec.phase, &expected).await
+        };
+        let cpu_after = cpu(processes);
+        let mut cpu_s_per_1k = BTreeMap::new();
+        for ((p, before), after) in processes.iter().zip(cpu_before).zip(cpu_after) {
+            if let (Some(b), Some(a)) = (before, after)
+                && outcome.ok > 0
+            {
+                #[allow(clippy::cast_precision_loss)]
+                cpu_s_per_1k.insert(p.role, (a - b) / outcome.ok as f64 * 1000.0);
+            }
+        }
+        let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+        let mut ttft = outcome.ttft;
+        let mut gaps = outcome.gaps;
+        let mut totals = outcome.totals;
+        #[allow(clippy::cast_precision_loss)]
+        phases.push(PhaseReport {
+            name: spec.name,
+            users: spec.phase.users,
+            stream: spec.phase.stream,
+            profile: profile_report(spec.profile),
+            ok: outcome.ok,
+            errors: outcome.errors + outcome.connect_failures,
+            missing_tokens: outcome.missing_tokens,
+            elapsed_s: secs,
+            requests_per_s: outcome.ok as f64 / secs,
+            tokens_per_s: outcome.tokens as f64 / secs,
+            ttft_ms: spec.phase.stream.then(|| Dist::thousandths(&mut ttft)),
+            gap_ms: (spec.phase.stream && spec.profile.tokens > 1)
+                .then(|| Dist::thousandths(&mut gaps)),
+            total_ms: Dist::thousandths(&mut totals),
+            cpu_s_per_1k,
+            added: None,
+        });
+    }
+    // Let connections close and buffers go back before "after load" is read.
+    if !processes.is_empty() {
+        tokio::time::sleep(Duration::from_secs(if plan.quick { 1 } else { 3 })).await;
+    }
+    let after = rss(processes);
+    let processes = processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ProcessReport {
+            role: p.role,
+            rss_idle_mb: idle[i],
+            rss_1000_streams_mb: peak[i],
+            rss_after_mb: after[i],
+        })
+        .collect();
+    ScenarioReport {
+        name,
+        description,
+        skipped: None,
+        errors: phases.iter().map(|p| p.errors).sum(),
+        missing_tokens: phases.iter().map(|p| p.missing_tokens).sum(),
+        phases,
+        processes,
+    }
+}
+
+/// Runs `load` while sampling each process's memory; returns the outcome and the peaks.
+async fn with_rss_sampling<T>(
+    processes: &[Process],
+    load: impl Future<Output = T>,
+) -> (T, Vec<Option<f64>>) {
+    let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
+    let sampler = async {
+        let mut peak: Vec<Option<f64>> = vec![None; processes.len()];
+        loop {
+            for (slot, now) in peak.iter_mut().zip(rss(processes)) {
+                *slot = match (*slot, now) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RSS_EVERY) => {}
+                _ = &mut finished => return peak,
+            }
+        }
+    };
+    let load = async {
+        let outcome = load.await;
+        let _ = done.send(());
+        outcome
+    };
+    tokio::join!(load, sampler)
+}
