@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -182,6 +183,13 @@ impl App {
             addr: config.listen,
             source,
         })?;
+        // Without TCP_NODELAY, Nagle holds each small SSE frame until the previous one is
+        // acknowledged, and delayed ACKs turn that into 40 ms stalls between tokens.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = tokio::spawn(
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
