@@ -45,6 +45,11 @@ impl Profile {
     pub fn expected_text(&self) -> String {
         (0..self.tokens).map(token).collect()
     }
+
+    /// How long one answer takes to generate.
+    pub fn duration(&self) -> Duration {
+        self.first_token + self.gap * self.tokens.saturating_sub(1)
+    }
 }
 
 fn token(i: u32) -> String {

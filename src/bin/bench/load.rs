@@ -83,6 +83,10 @@ pub struct Phase {
     pub warmup: bool,
     /// Each user sends exactly one request.
     pub once: bool,
+    /// User `i` of `n` starts `i/n` of this late. Closed-loop users with a fixed answer time
+    /// would otherwise send in lockstep forever, and every request would arrive in a burst of
+    /// `users` at the same instant: a herd no real client population produces.
+    pub stagger: Duration,
     /// Upper bound of recorded requests, whatever the duration.
     pub max_requests: u64,
 }
@@ -160,8 +164,10 @@ pub async fn run(target: &Target, phase: &Phase, expected: &Expected) -> Outcome
     let barrier = Arc::new(Barrier::new(phase.users + 1));
     let recorded = Arc::new(AtomicU64::new(0));
     let mut users = tokio::task::JoinSet::new();
-    for conn in conns {
+    for (i, conn) in conns.into_iter().enumerate() {
+        let offset = phase.stagger.mul_f64(i as f64 / phase.users as f64);
         let user = User {
+            offset,
             target: target.clone(),
             phase: phase.clone(),
             expected: expected.clone(),
@@ -185,6 +191,7 @@ pub async fn run(target: &Target, phase: &Phase, expected: &Expected) -> Outcome
 }
 
 struct User {
+    offset: Duration,
     target: Target,
     phase: Phase,
     expected: Expected,
@@ -207,6 +214,7 @@ impl User {
         // Every user waits here, connected or not, so the phase starts for all at once.
         self.barrier.wait().await;
         let deadline = Instant::now() + self.phase.duration;
+        tokio::time::sleep(self.offset).await;
         loop {
             if conn.is_none() {
                 conn = connect(self.target.addr).await;

@@ -52,6 +52,9 @@ struct Args {
     /// Prefix of the benchmark's RabbitMQ names, apart from any deployment's.
     #[arg(long, default_value = "bench")]
     amqp_prefix: String,
+    /// Run only this phase (repeatable), e.g. to profile it.
+    #[arg(long = "phase", value_parser = clap::builder::PossibleValuesParser::new(Plan::phase_names()))]
+    phases: Vec<String>,
     /// SEADRAGON_SLOTS of the processes under test: high, so nothing waits in the queue.
     #[arg(long, default_value_t = 1024)]
     slots: usize,
@@ -125,7 +128,10 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         ));
     }
     let (cores, memory_gib) = procstat::machine();
-    let plan = Plan { quick: args.quick };
+    let plan = Plan {
+        quick: args.quick,
+        phases: args.phases.clone(),
+    };
     let mut report = Report {
         cores,
         memory_gib,
@@ -149,7 +155,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         })
         .await
         .ctx("cannot start the fake Ollama")?;
-        report.scenarios = scenarios(args, plan, &fake).await?;
+        report.scenarios = scenarios(args, &plan, &fake).await?;
     }
     finish(&mut report);
     for s in &report.scenarios {
@@ -182,7 +188,7 @@ fn notes(args: &Args) -> Vec<String> {
 
 async fn scenarios(
     args: &Args,
-    plan: Plan,
+    plan: &Plan,
     fake: &FakeOllama,
 ) -> Result<Vec<ScenarioReport>, BenchError> {
     let mut out = Vec::new();

@@ -47,14 +47,28 @@ struct Spec {
 }
 
 /// Which phases run and for how long.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// A short smoke run.
     pub quick: bool,
+    /// Only these phases (all when empty), e.g. to profile one.
+    pub phases: Vec<String>,
 }
 
 impl Plan {
-    fn specs(self) -> Vec<Spec> {
+    /// The phase names, in the order they run.
+    pub fn phase_names() -> Vec<&'static str> {
+        Self {
+            quick: true,
+            phases: Vec::new(),
+        }
+        .specs()
+        .iter()
+        .map(|s| s.name)
+        .collect()
+    }
+
+    fn specs(&self) -> Vec<Spec> {
         let secs = |full: u64, quick: f64| {
             if self.quick {
                 Duration::from_secs_f64(quick)
@@ -71,6 +85,11 @@ impl Plan {
                 duration,
                 warmup,
                 once: false,
+                stagger: if users > 1 {
+                    profile.duration()
+                } else {
+                    Duration::ZERO
+                },
                 max_requests: MAX_REQUESTS,
             },
         };
@@ -79,7 +98,7 @@ impl Plan {
             tokens: if self.quick { 10 } else { 50 },
             gap: Duration::from_millis(100),
         };
-        vec![
+        let all = vec![
             spec("ttft_c1", REALISTIC, 1, true, secs(30, 1.0), true),
             spec("ttft_c64", REALISTIC, 64, true, secs(20, 1.0), true),
             spec("total_c1", REALISTIC, 1, false, secs(30, 1.0), false),
@@ -96,10 +115,15 @@ impl Plan {
                     duration: Duration::ZERO,
                     warmup: false,
                     once: true,
+                    // All at once: this phase is about holding 1,000 streams open together.
+                    stagger: Duration::ZERO,
                     max_requests: MAX_REQUESTS,
                 },
             },
-        ]
+        ];
+        all.into_iter()
+            .filter(|s| self.phases.is_empty() || self.phases.iter().any(|p| p == s.name))
+            .collect()
     }
 }
 
@@ -133,7 +157,7 @@ pub async fn measure(
     target: &Target,
     processes: &[Process],
     fake: &FakeOllama,
-    plan: Plan,
+    plan: &Plan,
 ) -> ScenarioReport {
     let idle = rss(processes);
     let mut peak: Vec<Option<f64>> = vec![None; processes.len()];
