@@ -14,6 +14,9 @@ use crate::{BenchError, Context as _, ContextNone as _};
 /// How long a process may take to print its address, or a gateway to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a process may take to shut down after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A tier that never limits anything, so only Seadragon's own cost is measured.
 const TIERS_TOML: &str = "[[tiers]]\nname = \"bench\"\npriority = 3\nrequests_per_minute = 100000000\nmax_concurrent = 100000\nmax_queued = 1000000\nmax_wait_secs = 600\n";
 
@@ -110,6 +113,21 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // SIGTERM first, so the process shuts down as in production (RabbitMQ roles close
+        // their sessions and queues); SIGKILL only if it does not end in time.
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if terminated {
+            let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
