@@ -207,7 +207,8 @@ async fn chat(request: Request<Incoming>, shared: &Shared) -> Response<ResponseB
     tokio::time::sleep(profile.first_token).await;
     let model: Arc<str> = Arc::from(body.model);
     if body.stream == Some(false) {
-        tokio::time::sleep(profile.gap * profile.tokens.saturating_sub(1)).await;
+        // The same absolute schedule as a stream, so both kinds of answer end at the same time.
+        tokio::time::sleep_until(started + profile.duration()).await;
         let text = profile.expected_text();
         let json = format!(
             r#"{{"model":"{model}","created_at":"{}","message":{{"role":"assistant","content":"{text}"}},{}}}"#,

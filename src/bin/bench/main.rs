@@ -40,7 +40,7 @@ const QUEUE_OPS: usize = 2_000;
     about = "Measure Seadragon's added latency, throughput, CPU and memory against a fake Ollama"
 )]
 struct Args {
-    /// A short smoke run (about a minute) instead of the full benchmark.
+    /// A short smoke run (about 40 seconds; answers of 20 tokens) instead of the full benchmark.
     #[arg(long)]
     quick: bool,
     /// Where the JSON results go.
