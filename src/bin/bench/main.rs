@@ -195,6 +195,9 @@ async fn scenarios(
     fake: &FakeOllama,
 ) -> Result<Vec<ScenarioReport>, BenchError> {
     let mut out = Vec::new();
+    // The benchmark's own CPU (client and fake) is reported too: on a small machine it is
+    // what Seadragon competes with.
+    let bench = ("bench", std::process::id());
     log("baseline: straight to the fake Ollama ...");
     let direct = Target {
         addr: fake.addr(),
@@ -206,6 +209,7 @@ async fn scenarios(
             "client -> fake Ollama /api/chat".to_owned(),
             &direct,
             &[],
+            &[bench],
             fake,
             plan,
         )
@@ -240,7 +244,18 @@ async fn scenarios(
         };
         let description = "client -> seadragon serve (embedded queue) -> fake Ollama".to_owned();
         let processes = [serve];
-        out.push(scenario::measure("embedded", description, &target, &processes, fake, plan).await);
+        out.push(
+            scenario::measure(
+                "embedded",
+                description,
+                &target,
+                &processes,
+                &[bench],
+                fake,
+                plan,
+            )
+            .await,
+        );
     }
     if wants(args, Only::Rabbitmq) {
         let description =
@@ -271,12 +286,16 @@ async fn scenarios(
                     api: Api::OpenAi(key.into()),
                 };
                 let processes = [gateway, worker];
+                // A broker on this machine shares its cores; count it when it can be found.
+                let mut others = vec![bench];
+                others.extend(procstat::local_broker().map(|pid| ("broker", pid)));
                 out.push(
                     scenario::measure(
                         "rabbitmq",
                         description.to_owned(),
                         &target,
                         &processes,
+                        &others,
                         fake,
                         plan,
                     )

@@ -33,6 +33,17 @@ fn rss_from(status: &str) -> Option<f64> {
     Some(kib * 1024.0 / 1e6)
 }
 
+/// A local RabbitMQ broker's process (Erlang's `beam.smp` running `rabbit`), if there is one.
+pub fn local_broker() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let entry = entry.ok()?;
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        (cmdline.contains("beam.smp") && cmdline.contains("rabbit")).then_some(pid)
+    })
+}
+
 /// Logical CPUs and total memory in GiB, for the report header.
 pub fn machine() -> (usize, f64) {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);

@@ -147,23 +147,30 @@ fn rss(processes: &[Process]) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn cpu(processes: &[Process]) -> Vec<Option<f64>> {
-    processes
+fn cpu(watched: &[(&'static str, u32)]) -> Vec<Option<f64>> {
+    watched
         .iter()
-        .map(|p| procstat::cpu_seconds(p.pid()))
+        .map(|&(_, pid)| procstat::cpu_seconds(pid))
         .collect()
 }
 
 /// Runs every phase against `target`; `processes` are the Seadragon processes behind it
 /// (none for the baseline, which skips the phase that only measures Seadragon's memory).
+/// CPU is also counted for `others` (the benchmark itself, the broker), for context.
 pub async fn measure(
     name: &'static str,
     description: String,
     target: &Target,
     processes: &[Process],
+    others: &[(&'static str, u32)],
     fake: &FakeOllama,
     plan: &Plan,
 ) -> ScenarioReport {
+    let watched: Vec<(&'static str, u32)> = processes
+        .iter()
+        .map(|p| (p.role, p.pid()))
+        .chain(others.iter().copied())
+        .collect();
     let idle = rss(processes);
     let mut peak: Vec<Option<f64>> = vec![None; processes.len()];
     let mut phases = Vec::new();
@@ -177,7 +184,7 @@ pub async fn measure(
             text: spec.profile.expected_text().into(),
             tokens: spec.profile.tokens,
         };
-        let cpu_before = cpu(processes);
+        let cpu_before = cpu(&watched);
         let outcome = if spec.phase.once {
             let (outcome, sampled) =
                 with_rss_sampling(processes, load::run(target, &spec.phase, &expected)).await;
@@ -186,14 +193,14 @@ pub async fn measure(
         } else {
             load::run(target, &spec.phase, &expected).await
         };
-        let cpu_after = cpu(processes);
+        let cpu_after = cpu(&watched);
         let mut cpu_s_per_1k = BTreeMap::new();
-        for ((p, before), after) in processes.iter().zip(cpu_before).zip(cpu_after) {
+        for ((&(role, _), before), after) in watched.iter().zip(cpu_before).zip(cpu_after) {
             if let (Some(b), Some(a)) = (before, after)
                 && outcome.ok > 0
             {
                 #[allow(clippy::cast_precision_loss)]
-                cpu_s_per_1k.insert(p.role, (a - b) / outcome.ok as f64 * 1000.0);
+                cpu_s_per_1k.insert(role, (a - b) / outcome.ok as f64 * 1000.0);
             }
         }
         let secs = outcome.elapsed.as_secs_f64().max(1e-9);
