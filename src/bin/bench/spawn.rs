@@ -140,8 +140,9 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
         .arg(role)
         // Only what is set here applies: a developer's own SEADRAGON_* settings must not leak in.
         .env_clear()
-        // Warnings only, plus the one line that says where it listens.
-        .env("RUST_LOG", "warn,seadragon::app=info")
+        // Warnings only, plus the one line that says where it listens; not the per-request
+        // failure lines, which readiness polls (503 until a worker announces itself) set off.
+        .env("RUST_LOG", "warn,seadragon::app=info,tower_http=off")
         .env("SEADRAGON_LISTEN", "127.0.0.1:0")
         .env(
             "SEADRAGON_DATABASE_URL",
