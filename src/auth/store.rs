@@ -1,11 +1,13 @@
 //! The key store: API keys and small settings in SQLite, migrated at start-up.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use super::cache::KeyCache;
 use super::secret;
 
 /// What a key may do.
@@ -98,6 +100,8 @@ pub enum StoreError {
 pub struct KeyStore {
     pool: SqlitePool,
     bootstrap: Option<Bootstrap>,
+    /// Keys found recently, so most requests skip the database.
+    cache: Arc<KeyCache>,
 }
 
 /// The id and name the bootstrap admin key is known by.
@@ -185,6 +189,7 @@ impl KeyStore {
         Ok(Self {
             pool,
             bootstrap: None,
+            cache: Arc::default(),
         })
     }
 
@@ -257,6 +262,9 @@ impl KeyStore {
         if !secret::looks_like_key(presented) {
             return Ok(None);
         }
+        if let Some(key) = self.cache.get(&hash) {
+            return Ok(Some(key));
+        }
         let row: Option<HashedKeyRow> = sqlx::query_as(concat!(
             "SELECT ",
             key_columns!(),
@@ -265,12 +273,16 @@ impl KeyStore {
         .bind(&hash[..])
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(
+        let key = row.and_then(
             |(id, name, tier, role, created, revoked, expires, stored)| {
                 secret::hashes_equal(&stored, &hash)
                     .then(|| from_row((id, name, tier, role, created, revoked, expires)))
             },
-        ))
+        );
+        if let Some(key) = &key {
+            self.cache.put(hash, key.clone());
+        }
+        Ok(key)
     }
 
     /// The keys `filter` selects, oldest first.
@@ -325,6 +337,7 @@ impl KeyStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.cache.forget(id);
         self.get(id).await
     }
 
@@ -335,6 +348,7 @@ impl KeyStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.cache.forget(id);
         self.get(id).await
     }
 

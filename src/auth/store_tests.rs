@@ -26,6 +26,40 @@ async fn a_created_key_authenticates_until_revoked_and_survives_reopening() {
 }
 
 #[tokio::test]
+async fn a_cached_key_is_refused_at_once_when_revoked_here_and_soon_when_revoked_elsewhere() {
+    let (s, dir) = store().await;
+    let (key, secret) = s.create("ci", "pro", Role::User).await.unwrap();
+    assert!(s.authenticate(&secret).await.unwrap().is_some());
+    s.revoke(&key.id).await.unwrap();
+    let here = s.authenticate(&secret).await.unwrap().unwrap();
+    assert!(here.revoked_at.is_some(), "revoked through this store");
+
+    // Another gateway on the same database file sees the revocation once its entry is stale.
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let mut other = KeyStore::connect(&url).await.unwrap();
+    other.cache = Arc::new(KeyCache::new(Duration::from_millis(50)));
+    let (key, secret) = s.create("ci2", "pro", Role::User).await.unwrap();
+    assert!(other.authenticate(&secret).await.unwrap().is_some());
+    s.revoke(&key.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let there = other.authenticate(&secret).await.unwrap().unwrap();
+    assert!(there.revoked_at.is_some(), "revoked through another store");
+}
+
+#[tokio::test]
+async fn a_cached_key_has_its_new_tier_at_once() {
+    let (s, _dir) = store().await;
+    let (key, secret) = s.create("ci", "free", Role::User).await.unwrap();
+    assert_eq!(s.authenticate(&secret).await.unwrap().unwrap().tier, "free");
+    let changes = KeyChanges {
+        tier: Some("pro".to_owned()),
+        ..KeyChanges::default()
+    };
+    s.update(&key.id, &changes).await.unwrap();
+    assert_eq!(s.authenticate(&secret).await.unwrap().unwrap().tier, "pro");
+}
+
+#[tokio::test]
 async fn the_bootstrap_key_is_an_admin_that_is_never_stored() {
     let (s, _dir) = store().await;
     let s = s.with_bootstrap_admin("my-own-admin-secret", "enterprise");
