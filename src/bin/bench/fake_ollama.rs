@@ -23,7 +23,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tokio::time::{Instant, Sleep};
 
 /// The one model the fake has installed.
@@ -84,9 +84,14 @@ pub struct FakeOllama {
 }
 
 impl FakeOllama {
-    /// Binds a random loopback port and starts serving.
-    pub async fn start(profile: Profile) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    /// Binds a random loopback port and starts serving (inside a Tokio runtime).
+    pub fn start(profile: Profile) -> std::io::Result<Self> {
+        // Seadragon opens a connection per concurrent generation, up to 1,000 at once: a
+        // backlog deeper than the default 1,024 keeps a burst of connects from being dropped
+        // and retried a second later, which would show up as Seadragon's latency.
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = socket.listen(8192)?;
         let fake = Self {
             addr: listener.local_addr()?,
             shared: Arc::default(),

@@ -156,7 +156,6 @@ async fn run(args: &Args) -> Result<(), BenchError> {
             tokens: 1,
             gap: Duration::ZERO,
         })
-        .await
         .ctx("cannot start the fake Ollama")?;
         report.scenarios = scenarios(args, &plan, &fake).await?;
     }
