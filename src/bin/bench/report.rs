@@ -151,8 +151,22 @@ pub struct Floor {
     pub limit: String,
     /// The measured value.
     pub measured: Option<f64>,
-    /// Whether the floor was met (`None`: not measured in this run).
-    pub met: Option<bool>,
+    /// Whether this run met it.
+    pub verdict: Verdict,
+}
+
+/// What a run says about one floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Within the limit.
+    Met,
+    /// Outside the limit.
+    Missed,
+    /// The baseline was slower than Seadragon by more than noise allows: rerun.
+    Unclear,
+    /// Not measured in this run.
+    NotRun,
 }
 
 /// The whole run.

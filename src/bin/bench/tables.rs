@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::queue_depth::DepthResult;
-use crate::report::{Floor, PhaseReport, ScenarioReport};
+use crate::report::{Floor, PhaseReport, ScenarioReport, Verdict};
 
 fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -225,10 +225,11 @@ pub fn floors(floors: &[Floor]) -> String {
             f.limit.clone(),
             f.measured
                 .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
-            match f.met {
-                Some(true) => "yes",
-                Some(false) => "NO",
-                None => "not run",
+            match f.verdict {
+                Verdict::Met => "yes",
+                Verdict::Missed => "NO",
+                Verdict::Unclear => "unclear (noisy baseline; rerun)",
+                Verdict::NotRun => "not run",
             }
             .to_owned(),
         ]);
