@@ -1,13 +1,13 @@
 //! The embedded queue under depth, in process: what queued jobs cost in memory, and whether
 //! dispatch (`WorkQueue::next` + `Delivery::claim`) stays flat from 10 to 100,000 queued jobs.
 //!
-//! It runs before anything else in the benchmark allocates, so the resident-memory growth is
+//! It runs in a process of its own (`bench --only queue`), so the resident-memory growth is
 //! the queue's (jobs, their event channels and the gateway's tickets) and not leftovers.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -22,7 +22,7 @@ use crate::{BenchError, Context as _, ContextNone as _};
 pub const DEPTHS: [usize; 4] = [10, 1_000, 10_000, 100_000];
 
 /// What one depth measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DepthResult {
     /// Jobs queued while dispatch was timed.
     pub depth: usize,

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::queue_depth::DepthResult;
 
 /// A latency distribution; the unit is in the field name of whoever holds it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dist {
     /// Samples.
     pub n: usize,
