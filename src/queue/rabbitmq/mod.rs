@@ -16,6 +16,7 @@
 mod broker;
 mod gateway;
 mod link;
+mod outbox;
 mod wire;
 mod worker;
 

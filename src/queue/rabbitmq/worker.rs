@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::{self, Names, Published};
 use super::link::{self, Link};
+use super::outbox::EventOutbox;
 use super::wire::{Announcement, Control, JobMessage, Reply};
 use super::{BrokerStatus, RabbitConfig};
 use crate::queue::{
@@ -230,11 +231,33 @@ impl Delivery for RabbitDelivery {
         let cancelled = CancellationToken::new();
         locked(&self.inner.running)
             .insert(job_id, (cancelled.clone(), self.message.reply_to.clone()));
+        let outbox = {
+            let (inner, reply_to) = (Arc::clone(&self.inner), self.message.reply_to.clone());
+            let job_id = self.message.job.id.clone();
+            EventOutbox::start(
+                move |events| {
+                    let (inner, reply_to, job_id) =
+                        (Arc::clone(&inner), reply_to.clone(), job_id.clone());
+                    async move {
+                        let reply = Reply::Events {
+                            job_id: job_id.clone(),
+                            events,
+                        };
+                        matches!(
+                            inner.publish_reply(&reply_to, &job_id, &reply).await,
+                            Ok(Published::Routed)
+                        )
+                    }
+                },
+                cancelled.clone(),
+            )
+        };
         Some(Box::new(RabbitAssignment {
             message: self.message,
             delivery: self.delivery,
             inner: self.inner,
             cancelled,
+            outbox,
         }))
     }
 }
@@ -245,6 +268,7 @@ struct RabbitAssignment {
     delivery: AmqpDelivery,
     inner: Arc<Inner>,
     cancelled: CancellationToken,
+    outbox: EventOutbox,
 }
 
 #[async_trait]
@@ -254,26 +278,16 @@ impl Assignment for RabbitAssignment {
     }
 
     async fn send(&mut self, event: JobEvent) -> Result<(), QueueError> {
-        let job_id = &self.message.job.id;
-        let reply = Reply::Events {
-            job_id: job_id.clone(),
-            events: vec![event],
-        };
-        match self
-            .inner
-            .publish_reply(&self.message.reply_to, job_id, &reply)
-            .await
-        {
-            Ok(Published::Routed) => Ok(()),
-            Ok(Published::Returned) | Err(_) => Err(QueueError::ClientGone),
-        }
+        self.outbox.push(event)
     }
 
     fn cancelled(&self) -> CancellationToken {
         self.cancelled.clone()
     }
 
-    async fn finish(self: Box<Self>) {
+    async fn finish(mut self: Box<Self>) {
+        // The last events must reach the gateway before the job is acknowledged.
+        self.outbox.flush().await;
         locked(&self.inner.running).remove(&self.message.job.id);
         // Fails only if the channel died, in which case the broker requeued the job already.
         let _ = self.delivery.acker.ack(BasicAckOptions::default()).await;
