@@ -89,14 +89,28 @@ pub async fn subscribe(
             FieldTable::default(),
         )
         .await?;
-    consume
-        .create_channel()
-        .await?
+    consume_queue(consume, queue, None).await
+}
+
+/// Consumes `queue` on a channel of its own: with manual acks and at most `prefetch`
+/// unacknowledged deliveries, or without acks when `prefetch` is `None`.
+pub async fn consume_queue(
+    connection: &Connection,
+    queue: &str,
+    prefetch: Option<u16>,
+) -> Result<lapin::Consumer, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    if let Some(prefetch) = prefetch {
+        channel
+            .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
+            .await?;
+    }
+    channel
         .basic_consume(
             queue.into(),
             ShortString::from(""),
             lapin::options::BasicConsumeOptions {
-                no_ack: true,
+                no_ack: prefetch.is_none(),
                 ..lapin::options::BasicConsumeOptions::default()
             },
             FieldTable::default(),

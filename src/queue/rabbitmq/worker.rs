@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::Channel;
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -327,31 +326,11 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
             .await
             .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
-    let jobs_channel = consume.create_channel().await.map_err(e)?;
-    jobs_channel
-        .basic_qos(inner.slots, BasicQosOptions::default())
+    // Prefetch = slots: more would let the broker hand out jobs before a slot is free.
+    let mut jobs = broker::consume_queue(consume, &inner.names.jobs(), Some(inner.slots))
         .await
         .map_err(e)?;
-    let mut jobs = jobs_channel
-        .basic_consume(
-            inner.names.jobs().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(e)?;
-    let control_channel = consume.create_channel().await.map_err(e)?;
-    let mut orders = control_channel
-        .basic_consume(
-            inner.control_queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let mut orders = broker::consume_queue(consume, &inner.control_queue, None)
         .await
         .map_err(e)?;
     inner.channel.send_replace(Some(channel));

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use lapin::Channel;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use tokio::sync::mpsc;
 
 use super::peers::{self, PeerMessage};
@@ -48,18 +47,7 @@ async fn session(
         .await
         .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
-    let replies = consume.create_channel().await.map_err(e)?;
-    replies
-        .basic_qos(1000, BasicQosOptions::default())
-        .await
-        .map_err(e)?;
-    let mut consumer = replies
-        .basic_consume(
-            inner.reply_queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    let mut consumer = broker::consume_queue(consume, &inner.reply_queue, Some(1000))
         .await
         .map_err(e)?;
     let mut announcements = broker::subscribe(
