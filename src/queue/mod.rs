@@ -164,7 +164,13 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
     /// Waits for the next job in priority order; `Err(Closed)` when the queue shuts down.
     async fn next(&self) -> Result<Box<dyn Delivery>, QueueError>;
 
-    /// Tells the gateways what this worker offers. Only distributed backends need it.
+    /// Whether gateways learn this worker's models from [`WorkQueue::announce`]; only
+    /// distributed backends need it, so in-process workers skip asking Ollama for them.
+    fn wants_announcements(&self) -> bool {
+        false
+    }
+
+    /// Tells the gateways what this worker offers.
     async fn announce(&self, _announcement: &WorkerAnnouncement) {}
 }
 

@@ -50,7 +50,7 @@ impl Worker {
     /// Runs until `shutdown` fires or the queue closes. Jobs already running are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut slots = JoinSet::new();
-        {
+        if self.queue.wants_announcements() {
             let worker = self.clone();
             let shutdown = shutdown.clone();
             slots.spawn(async move { worker.announce_loop(shutdown).await });
@@ -63,7 +63,7 @@ impl Worker {
         while slots.join_next().await.is_some() {}
     }
 
-    /// Announces this worker's models every few seconds (a no-op on the embedded queue).
+    /// Announces this worker's models every few seconds.
     async fn announce_loop(self, shutdown: CancellationToken) {
         loop {
             let announcement = match self.ollama.tags().await {

@@ -163,6 +163,10 @@ impl WorkQueue for RabbitWorker {
         }
     }
 
+    fn wants_announcements(&self) -> bool {
+        true
+    }
+
     async fn announce(&self, announcement: &WorkerAnnouncement) {
         let Some(channel) = self.inner.channel.borrow().clone() else {
             return;
