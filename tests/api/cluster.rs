@@ -35,14 +35,22 @@ pub fn test_prefix() -> String {
 
 /// A broker namespace, a key store the gateways share, and an HTTP client.
 pub struct Cluster {
+    amqp_url: String,
     prefix: String,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
 
 impl Cluster {
+    /// A cluster on the shared test broker.
     pub fn new() -> Self {
+        Self::on(amqp_url())
+    }
+
+    /// A cluster on the broker at `amqp_url`.
+    pub fn on(amqp_url: String) -> Self {
         Self {
+            amqp_url,
             prefix: test_prefix(),
             dir: tempfile::tempdir().unwrap(),
             http: reqwest::Client::new(),
@@ -51,7 +59,7 @@ impl Cluster {
 
     fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
         vec![
-            ("SEADRAGON_AMQP_URL", amqp_url()),
+            ("SEADRAGON_AMQP_URL", self.amqp_url.clone()),
             ("SEADRAGON_AMQP_PREFIX", self.prefix.clone()),
             (
                 "SEADRAGON_DATABASE_URL",

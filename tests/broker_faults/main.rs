@@ -1,6 +1,5 @@
-//! Broker outages: a restarted RabbitMQ and a memory alarm. These disturb every client of the
-//! broker, so they live in their own test binary (cargo runs test binaries one at a time) and
-//! run one after the other in a single test.
+//! Broker outages: a restarted RabbitMQ and a memory alarm. Each run boots a RabbitMQ node of its
+//! own (see `private_broker.rs`), so stopping it or raising its alarm disturbs no other test.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,13 +10,14 @@
     dead_code
 )]
 
-#[path = "api/cluster.rs"]
+#[path = "../api/cluster.rs"]
 mod cluster;
-#[path = "api/fake_ollama.rs"]
+#[path = "../api/fake_ollama.rs"]
 mod fake_ollama;
-#[path = "api/helpers.rs"]
+#[path = "../api/helpers.rs"]
 mod helpers;
-#[path = "api/process.rs"]
+mod private_broker;
+#[path = "../api/process.rs"]
 mod process;
 
 use std::time::Duration;
@@ -27,28 +27,10 @@ use serde_json::Value;
 use cluster::Cluster;
 use fake_ollama::{FakeConfig, FakeOllama};
 use helpers::chat;
+use private_broker::PrivateBroker;
 
-fn rabbitmqctl(args: &[&str]) {
-    let status = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .status()
-        .expect("rabbitmqctl must be installed (see .ci/run)");
-    assert!(status.success(), "rabbitmqctl {args:?} failed");
-}
-
-/// Puts the broker back however the test ends.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .arg("start_app")
-            .status();
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["set_vm_memory_high_watermark", "0.4"])
-            .status();
-    }
-}
+/// The whole scenario, booting the node twice included, ends well within this.
+const TEST_LIMIT: Duration = Duration::from_secs(300);
 
 async fn chat_status(c: &Cluster, base: &str, key: &str) -> (u16, bool) {
     let response = tokio::time::timeout(
@@ -68,10 +50,17 @@ async fn chat_status(c: &Cluster, base: &str, key: &str) -> (u16, bool) {
     )
 }
 
-#[tokio::test]
+// Several threads, so the logs of the gateway and worker keep draining while the test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outages_are_reported_refused_with_503_and_recovered_from() {
-    let _restore = Restore;
-    let c = Cluster::new();
+    tokio::time::timeout(TEST_LIMIT, outages())
+        .await
+        .expect("the broker outage scenario did not finish in time");
+}
+
+async fn outages() {
+    let mut broker = PrivateBroker::start().await;
+    let c = Cluster::on(broker.amqp_url());
     let fake = FakeOllama::start(FakeConfig::default()).await;
     let _worker = c.worker(&fake).await;
     let gateway = c.gateway("10").await;
@@ -80,14 +69,13 @@ async fn broker_outages_are_reported_refused_with_503_and_recovered_from() {
     assert_eq!(chat_status(&c, &gateway.base, &key).await.0, 200);
 
     // Restart: health reports it, new requests get 503 with retry-after, work resumes after.
-    rabbitmqctl(&["stop_app"]);
+    broker.stop().await;
     c.wait(&gateway, "a broker outage", |h: &Value| {
         h["queue"]["ok"] == false
     })
     .await;
     assert_eq!(chat_status(&c, &gateway.base, &key).await, (503, true));
-    rabbitmqctl(&["start_app"]);
-    rabbitmqctl(&["await_startup"]);
+    broker.start_again().await;
     c.wait(&gateway, "recovery", |h: &Value| {
         h["queue"]["ok"] == true && h["ollama"]["ok"] == true
     })
@@ -107,12 +95,14 @@ async fn broker_outages_are_reported_refused_with_503_and_recovered_from() {
     );
 
     // Memory alarm: publishing is blocked; requests are refused, none hangs.
-    rabbitmqctl(&["set_vm_memory_high_watermark", "0.000001"]);
+    broker
+        .ctl(&["set_vm_memory_high_watermark", "0.000001"])
+        .await;
     let (status, retry_after) = chat_status(&c, &gateway.base, &key).await;
     assert_eq!((status, retry_after), (503, true));
     c.wait(&gateway, "the alarm", |h: &Value| h["queue"]["ok"] == false)
         .await;
-    rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+    broker.ctl(&["set_vm_memory_high_watermark", "0.4"]).await;
     c.wait(&gateway, "the end of the alarm", |h: &Value| {
         h["queue"]["ok"] == true
     })
