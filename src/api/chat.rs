@@ -62,7 +62,9 @@ pub async fn create(
         tier: tier.name.clone(),
         base_level: base_level(tier.priority, request.service_tier),
         key_id: key.id.clone(),
-        body: request.native_body(&model),
+        body: request
+            .native_body(&model)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
         model,
         max_wait: tier.max_wait(),
         enqueued_at_ms: unix_ms(),

@@ -160,7 +160,7 @@ impl SseStream {
     }
 
     fn keepalive_comment(&self) -> Bytes {
-        match self.queue.position(&self.ticket.id) {
+        match self.queue.position(self.ticket.id()) {
             Some(position) if !self.running => Bytes::from(format!(
                 ": queued position={position} tier={}\n\n",
                 self.tier

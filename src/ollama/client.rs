@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::wire::{ChatChunk, ErrorBody, ShowResponse, TagsResponse};
 
@@ -108,7 +109,7 @@ impl OllamaClient {
     /// `POST /api/chat` with a streaming body. Resolves once Ollama sent its status, which it
     /// does together with the first object: model loading happens before this returns.
     /// Dropping the returned stream closes the connection, which stops generation.
-    pub async fn chat(&self, body: &Value) -> Result<ChatStream, OllamaError> {
+    pub async fn chat(&self, body: &RawValue) -> Result<ChatStream, OllamaError> {
         let response = self
             .http
             .post(self.url("api/chat"))

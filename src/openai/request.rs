@@ -6,6 +6,7 @@
 //! parts of one message stay one message, and `tool_choice: "none"` really disables tools.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::messages;
@@ -143,10 +144,10 @@ impl ChatRequest {
     }
 
     /// The native `/api/chat` body for the resolved model, always streaming.
-    pub fn native_body(&self, model: &str) -> Value {
+    pub fn native_body(&self, model: &str) -> Result<Box<RawValue>, serde_json::Error> {
         let mut body = self.native.clone();
         body.insert("model".into(), Value::String(model.to_owned()));
-        Value::Object(body)
+        serde_json::value::to_raw_value(&body)
     }
 
     fn from_raw(raw: RawRequest) -> Result<Self, RequestError> {

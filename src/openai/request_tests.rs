@@ -5,7 +5,8 @@ fn parse(body: &Value) -> Result<ChatRequest, RequestError> {
 }
 
 fn native(body: &Value) -> Value {
-    parse(body).unwrap().native_body("llama3.2:latest")
+    let raw = parse(body).unwrap().native_body("llama3.2:latest").unwrap();
+    serde_json::from_str(raw.get()).unwrap()
 }
 
 fn user(text: &str) -> Value {
@@ -169,7 +170,7 @@ fn flex_and_positive_priority_lower_the_tier_and_nothing_raises_it() {
     let prio =
         parse(&json!({"model": "m", "messages": user("x"), "service_tier": "priority"})).unwrap();
     assert_eq!(prio.service_tier, ServiceTier::Standard);
-    let n = prio.native_body("m");
+    let n: Value = serde_json::from_str(prio.native_body("m").unwrap().get()).unwrap();
     assert!(n.get("service_tier").is_none() && n.get("priority").is_none());
 }
 

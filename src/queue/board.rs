@@ -74,7 +74,7 @@ impl JobBoard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn started(&self, job: &JobSummary, worker: &str, slots: usize) {
+    pub(super) fn started(&self, job: &Job, worker: &str, slots: usize) {
         let now = unix_now();
         let mut board = self.lock();
         let seen = board
@@ -145,25 +145,5 @@ impl JobBoard {
     /// Workers seen, by name.
     pub fn workers(&self) -> Vec<WorkerSeen> {
         self.lock().workers.values().cloned().collect()
-    }
-}
-
-/// What the board keeps of a job.
-#[derive(Debug, Clone)]
-pub(super) struct JobSummary {
-    pub id: String,
-    pub tier: String,
-    pub key_id: String,
-    pub model: String,
-}
-
-impl From<&Job> for JobSummary {
-    fn from(job: &Job) -> Self {
-        Self {
-            id: job.id.clone(),
-            tier: job.tier.clone(),
-            key_id: job.key_id.clone(),
-            model: job.model.clone(),
-        }
     }
 }

@@ -1,25 +1,33 @@
 //! The embedded queue: the same semantics as the RabbitMQ backend (priority by level, aging,
 //! cancellation, a claim granted once) inside one process, with no setup.
 //!
-//! Jobs sit in one FIFO per base level, keyed by an arrival sequence number. Within a FIFO the
-//! oldest job always has the highest effective level, so the next job to run is one of the five
-//! heads: dispatch costs O(levels + log n) however many jobs wait. Aging is computed at dispatch
-//! time from the job's wait, so a job is promoted exactly once per level by construction.
+//! Jobs wait in lanes, one FIFO per (tier, base level, max wait). Within a lane the oldest job
+//! has aged furthest and has the earliest deadline, so the next job to run is one of the lane
+//! heads, and so is the next job to expire: dispatch and expiry cost O(lanes) whatever the
+//! depth. Aging is computed at dispatch from the job's wait, so a job is promoted exactly once
+//! per level by construction. A job that leaves from the middle of a lane leaves a hole that is
+//! dropped when it reaches the head.
+//!
+//! A queued job holds no event buffer: its ticket gets the event channel when a worker claims
+//! the job (see [`TicketEvents::OnClaim`]), which keeps a deep queue small.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod lane;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::priority::{LEVELS, effective_level};
+use super::priority::effective_level;
 use super::{
-    Assignment, BackendHealth, Delivery, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket,
-    QueueError, QueueSnapshot, TierDepth, WorkQueue,
+    Assignment, BackendHealth, Claimed, Delivery, Job, JobBoard, JobEvent, JobFailure, JobQueue,
+    JobTicket, QueueError, QueueSnapshot, TicketEvents, TierDepth, WorkQueue,
 };
+use lane::{ById, Lane, Queued};
 
 /// Events a worker may send ahead of a slow client before it waits.
 const EVENT_BUFFER: usize = 64;
@@ -50,21 +58,56 @@ impl Drop for Inner {
 
 #[derive(Debug, Default)]
 struct State {
-    levels: [BTreeMap<u64, Queued>; LEVELS],
-    location: HashMap<String, (usize, u64)>,
-    /// (deadline, level, seq) of every queued job, so expiry needs no scan.
-    deadlines: BTreeSet<(Instant, usize, u64)>,
+    lanes: Vec<Lane>,
+    /// Lane and place in it of every queued job.
+    location: HashMap<ById, (usize, u64)>,
     queued_per_tier: HashMap<String, usize>,
-    next_seq: u64,
+    /// Arrival order across lanes, for ties between lane heads.
+    next_arrival: u64,
     closed: bool,
 }
 
-#[derive(Debug)]
-struct Queued {
-    job: Job,
-    enqueued: Instant,
-    events: mpsc::Sender<JobEvent>,
-    cancel: CancellationToken,
+impl State {
+    /// The lane of `job`, created on first use (a handful per tier at most).
+    fn lane_of(&mut self, job: &Job) -> usize {
+        let level = job.base_level.min(super::priority::TOP_LEVEL);
+        if let Some(i) = self
+            .lanes
+            .iter()
+            .position(|l| l.holds(&job.tier, level, job.max_wait))
+        {
+            return i;
+        }
+        self.lanes
+            .push(Lane::new(job.tier.clone(), level, job.max_wait));
+        self.lanes.len() - 1
+    }
+
+    /// Takes the job at `place` of `lane` out of the queue.
+    fn remove(&mut self, lane: usize, place: u64) -> Option<Queued> {
+        let q = self.lanes.get_mut(lane)?.take(place)?;
+        self.forget(&q);
+        Some(q)
+    }
+
+    /// Takes the head of `lane` out of the queue.
+    fn pop_head(&mut self, lane: usize) -> Option<Queued> {
+        let q = self.lanes.get_mut(lane)?.pop_head()?;
+        self.forget(&q);
+        Some(q)
+    }
+
+    fn forget(&mut self, q: &Queued) {
+        self.location.remove(q.job.id.as_str());
+        if let Some(n) = self.queued_per_tier.get_mut(&q.job.tier) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The earliest deadline of any queued job.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lanes.iter().filter_map(Lane::head_deadline).min()
+    }
 }
 
 impl EmbeddedQueue {
@@ -100,28 +143,22 @@ impl Inner {
     fn remove_queued(&self, tier: Option<&str>, message: &str) -> usize {
         let removed: Vec<Queued> = {
             let mut state = self.lock();
-            let doomed: Vec<(usize, u64)> = state
-                .levels
-                .iter()
-                .enumerate()
-                .flat_map(|(level, fifo)| {
-                    fifo.iter()
-                        .filter(|(_, q)| tier.is_none_or(|t| q.job.tier == t))
-                        .map(move |(&seq, _)| (level, seq))
-                })
+            let lanes: Vec<usize> = (0..state.lanes.len())
+                .filter(|&i| tier.is_none_or(|t| state.lanes[i].tier() == t))
                 .collect();
-            doomed
-                .into_iter()
-                .filter_map(|(level, seq)| state.remove(level, seq))
-                .collect()
+            let mut removed = Vec::new();
+            for lane in lanes {
+                while let Some(q) = state.pop_head(lane) {
+                    removed.push(q);
+                }
+            }
+            removed
         };
-        for q in &removed {
-            // A full buffer means the client is not reading; it will see the end of its stream.
-            let _ = q
-                .events
-                .try_send(JobEvent::Failed(JobFailure::new(503, message)));
+        let count = removed.len();
+        for q in removed {
+            q.fail(JobFailure::new(503, message));
         }
-        removed.len()
+        count
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -141,23 +178,24 @@ impl Inner {
         }
         loop {
             let best = state
-                .levels
+                .lanes
                 .iter()
                 .enumerate()
-                .filter_map(|(level, fifo)| {
-                    let (&seq, q) = fifo.first_key_value()?;
-                    let eff = effective_level(level as u8, now - q.enqueued, self.aging);
-                    Some((eff, std::cmp::Reverse(seq), level))
+                .filter_map(|(i, lane)| {
+                    let (arrival, enqueued) = lane.head()?;
+                    let eff = effective_level(lane.level(), now - enqueued, self.aging);
+                    Some((eff, std::cmp::Reverse(arrival), i))
                 })
                 .max();
-            let Some((_, std::cmp::Reverse(seq), level)) = best else {
+            let Some((_, _, lane)) = best else {
                 return Ok(None);
             };
-            let Some(q) = state.remove(level, seq) else {
+            let Some(q) = state.pop_head(lane) else {
                 return Ok(None);
             };
             if now - q.enqueued > q.job.max_wait {
-                let _ = q.events.try_send(JobEvent::Failed(expired(&q.job)));
+                let failure = expired(&q.job);
+                q.fail(failure);
                 continue;
             }
             return Ok(Some(q));
@@ -191,22 +229,21 @@ async fn expire(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
                     return;
                 }
                 let mut expired = Vec::new();
-                while let Some(&(deadline, level, seq)) = state.deadlines.first()
-                    && deadline <= now
-                {
-                    state.deadlines.pop_first();
-                    expired.extend(state.remove(level, seq));
+                for lane in 0..state.lanes.len() {
+                    while state.lanes[lane]
+                        .head_deadline()
+                        .is_some_and(|deadline| deadline <= now)
+                    {
+                        expired.extend(state.pop_head(lane));
+                    }
                 }
                 expired
             };
             for q in expired {
-                let _ = q.events.try_send(JobEvent::Failed(self::expired(&q.job)));
+                let failure = self::expired(&q.job);
+                q.fail(failure);
             }
-            inner
-                .lock()
-                .deadlines
-                .first()
-                .map(|&(deadline, _, _)| deadline)
+            inner.lock().next_deadline()
         };
         match next {
             Some(deadline) => {
@@ -220,39 +257,29 @@ async fn expire(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
     }
 }
 
-impl State {
-    fn remove(&mut self, level: usize, seq: u64) -> Option<Queued> {
-        let q = self.levels[level].remove(&seq)?;
-        self.deadlines
-            .remove(&(q.enqueued + q.job.max_wait, level, seq));
-        self.location.remove(&q.job.id);
-        if let Some(n) = self.queued_per_tier.get_mut(&q.job.tier) {
-            *n = n.saturating_sub(1);
-        }
-        Some(q)
-    }
-}
-
 #[async_trait]
 impl JobQueue for EmbeddedQueue {
     async fn submit(&self, job: Job) -> Result<JobTicket, QueueError> {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let cancel = CancellationToken::new();
+        let job = Arc::new(job);
+        let (claim, claimed) = oneshot::channel();
         // The ticket exists before the job is queued; if admission fails it is dropped
         // again, and its cancel hook finds nothing to remove.
         let ticket = {
-            let cancel = cancel.clone();
             let inner = Arc::downgrade(&self.inner);
-            let job_id = job.id.clone();
-            JobTicket::new(&job, rx, Arc::clone(&self.inner.board), move || {
-                cancel.cancel();
-                if let Some(inner) = inner.upgrade() {
-                    let mut state = inner.lock();
-                    if let Some(&(level, seq)) = state.location.get(&job_id) {
-                        state.remove(level, seq);
+            let job = Arc::clone(&job);
+            JobTicket::new(
+                Arc::clone(&job),
+                TicketEvents::OnClaim(claimed),
+                Arc::clone(&self.inner.board),
+                move || {
+                    if let Some(inner) = inner.upgrade() {
+                        let mut state = inner.lock();
+                        if let Some(&(lane, place)) = state.location.get(job.id.as_str()) {
+                            state.remove(lane, place);
+                        }
                     }
-                }
-            })
+                },
+            )
         };
         {
             let mut state = self.inner.lock();
@@ -263,31 +290,28 @@ impl JobQueue for EmbeddedQueue {
             let depth = state.queued_per_tier.entry(job.tier.clone()).or_default();
             if let Some(max_queued) = limit.filter(|max| *depth >= *max) {
                 return Err(QueueError::TierFull {
-                    tier: job.tier,
+                    tier: job.tier.clone(),
                     max_queued,
                 });
             }
             *depth += 1;
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            let level = usize::from(job.base_level).min(LEVELS - 1);
-            state.location.insert(job.id.clone(), (level, seq));
+            let arrival = state.next_arrival;
+            state.next_arrival += 1;
+            let lane = state.lane_of(&job);
             let enqueued = Instant::now();
-            let deadline = enqueued + job.max_wait;
             let earliest = state
-                .deadlines
-                .first()
-                .is_none_or(|&(d, _, _)| deadline < d);
-            state.deadlines.insert((deadline, level, seq));
-            state.levels[level].insert(
-                seq,
+                .next_deadline()
+                .is_none_or(|d| enqueued + job.max_wait < d);
+            let place = state.lanes[lane].push(
+                arrival,
+                enqueued,
                 Queued {
-                    job,
+                    job: Arc::clone(&job),
                     enqueued,
-                    events: tx,
-                    cancel,
+                    claim,
                 },
             );
+            state.location.insert(ById(job), (lane, place));
             if earliest {
                 self.inner.expiry_wake.notify_one();
             }
@@ -299,21 +323,22 @@ impl JobQueue for EmbeddedQueue {
     fn position(&self, job_id: &str) -> Option<usize> {
         let now = Instant::now();
         let state = self.inner.lock();
-        let &(level, seq) = state.location.get(job_id)?;
-        let me = state.levels[level].get(&seq)?;
-        let my_level = effective_level(level as u8, now - me.enqueued, self.inner.aging);
-        // Within one FIFO, "ahead of me" holds for a prefix (older entries rank higher).
+        let &(lane, place) = state.location.get(job_id)?;
+        let (arrival, enqueued) = state.lanes[lane].at(place)?;
+        let aging = self.inner.aging;
+        let me = (
+            effective_level(state.lanes[lane].level(), now - enqueued, aging),
+            std::cmp::Reverse(arrival),
+        );
+        // Within a lane, "ahead of me" holds for a prefix (older jobs rank higher).
         let ahead = state
-            .levels
+            .lanes
             .iter()
-            .enumerate()
-            .map(|(l, fifo)| {
-                fifo.iter()
-                    .take_while(|&(&s, q)| {
-                        let eff = effective_level(l as u8, now - q.enqueued, self.inner.aging);
-                        eff > my_level || (eff == my_level && s < seq)
-                    })
-                    .count()
+            .map(|l| {
+                l.count_ahead(|arrival, enqueued| {
+                    let eff = effective_level(l.level(), now - enqueued, aging);
+                    (eff, std::cmp::Reverse(arrival)) > me
+                })
             })
             .sum();
         Some(ahead)
@@ -345,16 +370,24 @@ impl JobQueue for EmbeddedQueue {
     fn snapshot(&self) -> QueueSnapshot {
         let now = Instant::now();
         let state = self.inner.lock();
-        let mut tiers: BTreeMap<&str, TierDepth> = BTreeMap::new();
-        for q in state.levels.iter().flat_map(BTreeMap::values) {
-            let waited = (now - q.enqueued).as_secs_f64();
-            let entry = tiers.entry(&q.job.tier).or_insert_with(|| TierDepth {
-                tier: q.job.tier.clone(),
-                queued: 0,
-                oldest_wait_secs: 0.0,
-            });
-            entry.queued += 1;
-            entry.oldest_wait_secs = entry.oldest_wait_secs.max(waited);
+        let mut tiers: BTreeMap<&str, TierDepth> = state
+            .queued_per_tier
+            .iter()
+            .filter(|&(_, &queued)| queued > 0)
+            .map(|(tier, &queued)| {
+                let depth = TierDepth {
+                    tier: tier.clone(),
+                    queued,
+                    oldest_wait_secs: 0.0,
+                };
+                (tier.as_str(), depth)
+            })
+            .collect();
+        for lane in &state.lanes {
+            if let (Some((_, enqueued)), Some(depth)) = (lane.head(), tiers.get_mut(lane.tier())) {
+                let waited = (now - enqueued).as_secs_f64();
+                depth.oldest_wait_secs = depth.oldest_wait_secs.max(waited);
+            }
         }
         QueueSnapshot {
             tiers: tiers.into_values().collect(),
@@ -397,12 +430,22 @@ impl Delivery for EmbeddedDelivery {
 
     async fn claim(self: Box<Self>, _worker: &str) -> Option<Box<dyn Assignment>> {
         // The queue already gave this job to one worker only; the client may still have left.
-        if self.queued.cancel.is_cancelled() || self.queued.events.is_closed() {
+        let Queued { job, claim, .. } = self.queued;
+        if claim.is_closed() {
             return None;
         }
+        let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+        let cancel = CancellationToken::new();
+        let claimed = Claimed {
+            events: receiver,
+            cancel: cancel.clone(),
+        };
+        claim.send(Ok(claimed)).ok()?;
         self.inner.running.fetch_add(1, Ordering::Relaxed);
         Some(Box::new(EmbeddedAssignment {
-            queued: self.queued,
+            job,
+            events,
+            cancel,
             inner: self.inner,
         }))
     }
@@ -410,26 +453,27 @@ impl Delivery for EmbeddedDelivery {
 
 #[derive(Debug)]
 struct EmbeddedAssignment {
-    queued: Queued,
+    job: Arc<Job>,
+    events: mpsc::Sender<JobEvent>,
+    cancel: CancellationToken,
     inner: Arc<Inner>,
 }
 
 #[async_trait]
 impl Assignment for EmbeddedAssignment {
     fn job(&self) -> &Job {
-        &self.queued.job
+        &self.job
     }
 
     async fn send(&mut self, event: JobEvent) -> Result<(), QueueError> {
-        self.queued
-            .events
+        self.events
             .send(event)
             .await
             .map_err(|_| QueueError::ClientGone)
     }
 
     fn cancelled(&self) -> CancellationToken {
-        self.queued.cancel.clone()
+        self.cancel.clone()
     }
 
     async fn finish(self: Box<Self>) {}

@@ -7,7 +7,7 @@ fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
-        body: serde_json::Value::Null,
+        body: serde_json::value::to_raw_value(&()).unwrap(),
         max_wait: Duration::from_secs(600),
         enqueued_at_ms: 0,
     }
@@ -169,4 +169,52 @@ async fn the_board_follows_a_job_from_start_to_end() {
     drop(ticket);
     assert!(q.board().running().is_empty());
     assert_eq!(q.board().workers()[0].running, 0);
+}
+
+#[tokio::test]
+async fn a_job_that_leaves_from_the_middle_is_skipped_by_positions_and_dispatch() {
+    let q = queue(Duration::from_secs(3600));
+    let _a = q.submit(job("a", "pro", 2)).await.unwrap();
+    let b = q.submit(job("b", "pro", 2)).await.unwrap();
+    let _c = q.submit(job("c", "pro", 2)).await.unwrap();
+    drop(b);
+    assert_eq!(q.position("c"), Some(1));
+    assert_eq!(q.position("b"), None);
+    assert_eq!(next_id(&q).await, "a");
+    assert_eq!(next_id(&q).await, "c");
+    assert_eq!(q.snapshot().queued(), 0);
+}
+
+#[tokio::test]
+async fn tiers_at_the_same_level_keep_arrival_order_between_them() {
+    let q = queue(Duration::from_secs(3600));
+    let _x = q.submit(job("x", "free", 2)).await.unwrap();
+    let _y = q.submit(job("y", "pro", 2)).await.unwrap();
+    let _z = q.submit(job("z", "free", 2)).await.unwrap();
+    assert_eq!(q.position("z"), Some(2));
+    for expected in ["x", "y", "z"] {
+        assert_eq!(next_id(&q).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_dropped_before_reading_its_claim_still_stops_the_worker() {
+    let q = queue(Duration::from_secs(3600));
+    let ticket = q.submit(job("j", "pro", 2)).await.unwrap();
+    let running = q.next().await.unwrap().claim("w").await.unwrap();
+    assert!(!running.cancelled().is_cancelled());
+    drop(ticket);
+    assert!(running.cancelled().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_short_deadline_behind_a_long_one_in_another_lane_still_expires_on_time() {
+    let q = queue(Duration::from_secs(3600));
+    let _long = q.submit(job("long", "pro", 2)).await.unwrap();
+    let mut short = job("short", "free", 1);
+    short.max_wait = Duration::from_millis(30);
+    let mut ticket = q.submit(short).await.unwrap();
+    let failed = tokio::time::timeout(Duration::from_secs(2), ticket.next_event()).await;
+    assert!(matches!(failed, Ok(Some(JobEvent::Failed(f))) if f.status == 503));
+    assert_eq!(q.snapshot().queued(), 1);
 }

@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::openai::{Delta, Usage};
 
-use board::JobSummary;
 pub use board::{JobBoard, RunningJob, WorkerSeen};
 
 /// A chat generation waiting for, or running on, a worker.
@@ -40,8 +39,9 @@ pub struct Job {
     pub key_id: String,
     /// Installed model the job runs on.
     pub model: String,
-    /// Ollama's native `/api/chat` body.
-    pub body: serde_json::Value,
+    /// Ollama's native `/api/chat` body, serialized once by the gateway: queued jobs stay
+    /// small and workers send it as it is.
+    pub body: Box<serde_json::value::RawValue>,
     /// How long the job may wait in the queue before it fails without running.
     pub max_wait: Duration,
     /// Unix milliseconds when the gateway accepted it; with `max_wait`, how long a worker may
@@ -213,15 +213,36 @@ pub trait Assignment: Send + std::fmt::Debug {
 /// The gateway's handle on a submitted job. Dropping it cancels the job.
 #[derive(Debug)]
 pub struct JobTicket {
-    /// The job's id.
-    pub id: String,
-    events: mpsc::Receiver<JobEvent>,
-    summary: JobSummary,
+    job: Arc<Job>,
+    events: TicketEvents,
+    /// Cancels the running job when the ticket is dropped (backends that open events on claim).
+    _cancel_running: Option<tokio_util::sync::DropGuard>,
     board: Arc<JobBoard>,
     submitted: Instant,
     report: JobReport,
     on_end: OnEnd,
     _cancel_on_drop: CancelOnDrop,
+}
+
+/// Where a ticket reads its job's events from.
+#[derive(Debug)]
+pub enum TicketEvents {
+    /// The events flow through this channel from submission on.
+    Open(mpsc::Receiver<JobEvent>),
+    /// The backend opens the channel when a worker claims the job, so a queued job holds no
+    /// event buffer; a job that fails before any claim sends its failure instead.
+    OnClaim(oneshot::Receiver<Result<Claimed, JobFailure>>),
+    /// A failure before the claim was delivered; nothing more follows.
+    Ended,
+}
+
+/// What a ticket receives when a worker claims its job (see [`TicketEvents::OnClaim`]).
+#[derive(Debug)]
+pub struct Claimed {
+    /// The job's events from now on.
+    pub events: mpsc::Receiver<JobEvent>,
+    /// Cancelled when the ticket is dropped, so the worker stops generating.
+    pub cancel: CancellationToken,
 }
 
 /// How a job went, as its ticket saw it; given to [`JobTicket::on_end`] when the ticket is
@@ -257,21 +278,26 @@ pub enum JobEnd {
 impl JobTicket {
     /// A ticket reading `events` of `job`; `on_drop` runs when the gateway lets go of the job.
     pub fn new(
-        job: &Job,
-        events: mpsc::Receiver<JobEvent>,
+        job: Arc<Job>,
+        events: TicketEvents,
         board: Arc<JobBoard>,
         on_drop: impl FnOnce() + Send + Sync + 'static,
     ) -> Self {
         Self {
-            id: job.id.clone(),
+            job,
             events,
-            summary: JobSummary::from(job),
+            _cancel_running: None,
             board,
             submitted: Instant::now(),
             report: JobReport::default(),
             on_end: OnEnd(None),
             _cancel_on_drop: CancelOnDrop(Some(Box::new(on_drop))),
         }
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.job.id
     }
 
     /// Calls `report` once with how the job went, when the ticket is dropped.
@@ -282,20 +308,20 @@ impl JobTicket {
     /// The next event; `None` when the job ended without a final event (e.g. a worker crash
     /// the backend could not recover from).
     pub async fn next_event(&mut self) -> Option<JobEvent> {
-        let event = self.events.recv().await;
+        let event = self.receive().await;
         match &event {
             Some(JobEvent::Started { worker, slots }) => {
-                self.board.started(&self.summary, worker, *slots);
+                self.board.started(&self.job, worker, *slots);
                 self.report.queue_wait = Some(self.submitted.elapsed());
             }
             Some(JobEvent::Delta(_)) => {
-                self.board.token(&self.id);
+                self.board.token(&self.job.id);
                 if self.report.first_token.is_none() {
                     self.report.first_token = Some(self.submitted.elapsed());
                 }
             }
             Some(JobEvent::Finished { usage, .. }) => {
-                self.board.ended(&self.id);
+                self.board.ended(&self.job.id);
                 (self.report.usage, self.report.end) = (Some(*usage), JobEnd::Finished);
                 self.report.generation = self
                     .report
@@ -303,21 +329,52 @@ impl JobTicket {
                     .map(|wait| self.submitted.elapsed().saturating_sub(wait));
             }
             Some(JobEvent::Failed(failure)) => {
-                self.board.ended(&self.id);
+                self.board.ended(&self.job.id);
                 self.report.end = JobEnd::Failed(failure.status);
             }
             None => {
-                self.board.ended(&self.id);
+                self.board.ended(&self.job.id);
                 self.report.end = JobEnd::Lost;
             }
         }
         event
     }
+
+    /// Reads the next event, first waiting for the claim where the backend opens events then.
+    /// Cancel-safe: a claim that arrives stays in the oneshot until it is read.
+    async fn receive(&mut self) -> Option<JobEvent> {
+        loop {
+            match &mut self.events {
+                TicketEvents::Open(events) => return events.recv().await,
+                TicketEvents::Ended => return None,
+                TicketEvents::OnClaim(claim) => match claim.await {
+                    Ok(Ok(claimed)) => {
+                        self._cancel_running = Some(claimed.cancel.drop_guard());
+                        self.events = TicketEvents::Open(claimed.events);
+                    }
+                    Ok(Err(failure)) => {
+                        self.events = TicketEvents::Ended;
+                        return Some(JobEvent::Failed(failure));
+                    }
+                    Err(_) => {
+                        self.events = TicketEvents::Ended;
+                        return None;
+                    }
+                },
+            }
+        }
+    }
 }
 
 impl Drop for JobTicket {
     fn drop(&mut self) {
-        self.board.ended(&self.id);
+        // A claim that arrived but was never read still has a worker to stop.
+        if let TicketEvents::OnClaim(claim) = &mut self.events
+            && let Ok(Ok(claimed)) = claim.try_recv()
+        {
+            claimed.cancel.cancel();
+        }
+        self.board.ended(&self.job.id);
         if let Some(report) = self.on_end.0.take() {
             report(&self.report);
         }

@@ -66,7 +66,7 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
-        body: serde_json::json!({"prompt": id}),
+        body: serde_json::value::to_raw_value(&serde_json::json!({"prompt": id})).unwrap(),
         max_wait: Duration::from_secs(60),
         enqueued_at_ms: 0,
     }

@@ -2,7 +2,7 @@
 //! dispatch (`WorkQueue::next` + `Delivery::claim`) stays flat from 10 to 100,000 queued jobs.
 //!
 //! It runs in a process of its own (`bench --only queue`), so the resident-memory growth is
-//! the queue's (jobs, their event channels and the gateway's tickets) and not leftovers.
+//! the queue's (jobs, their claim handles and the gateway's tickets) and not leftovers.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -41,11 +41,13 @@ fn job(n: usize) -> Job {
         base_level: 3,
         key_id: "key_bench".to_owned(),
         model: crate::fake_ollama::MODEL.to_owned(),
-        body: json!({
+        // Serializing a JSON value cannot fail.
+        body: serde_json::value::to_raw_value(&json!({
             "model": crate::fake_ollama::MODEL,
             "messages": [{"role": "user", "content": format!("Write a short story about sea dragon {n}.")}],
             "stream": true,
-        }),
+        }))
+        .unwrap_or_default(),
         max_wait: Duration::from_secs(600),
         enqueued_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -61,8 +63,9 @@ fn nanos(since: Instant) -> u32 {
 /// depth constant by submitting one job per dispatched one.
 pub async fn run(ops: usize) -> Result<Vec<DepthResult>, BenchError> {
     let max_depth = DEPTHS[DEPTHS.len() - 1];
-    // The gateway holds one ticket per queued request; their vector is sized up front so only
-    // what each ticket points to counts, plus its inline size below.
+    // The gateway holds one ticket per queued request. Their vector is reserved up front and
+    // its pages become resident as tickets are written, so the RSS growth counts each ticket
+    // once, inline part included, and never the vector's spare capacity.
     let mut tickets: VecDeque<JobTicket> = VecDeque::with_capacity(max_depth + ops + 1);
     let queue = EmbeddedQueue::new(
         Duration::from_secs(10),
@@ -81,9 +84,7 @@ pub async fn run(ops: usize) -> Result<Vec<DepthResult>, BenchError> {
             submit.push(nanos(started));
             tickets.push_back(ticket);
         }
-        let inline = std::mem::size_of::<JobTicket>() * tickets.len();
-        #[allow(clippy::cast_precision_loss)]
-        let extra_rss_mb = own_rss_mb().unwrap_or(before) - before + inline as f64 / 1e6;
+        let extra_rss_mb = own_rss_mb().unwrap_or(before) - before;
         let mut dispatch = Vec::with_capacity(ops);
         for _ in 0..ops {
             tickets.push_back(queue.submit(job(n)).await.ctx("submit refused")?);

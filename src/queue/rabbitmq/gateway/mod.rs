@@ -27,7 +27,7 @@ use crate::ollama::wire::ModelEntry;
 use crate::queue::priority::effective_level;
 use crate::queue::{
     BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
-    QueueSnapshot,
+    QueueSnapshot, TicketEvents,
 };
 
 /// Events buffered per client; a client that falls this far behind is dropped.
@@ -206,11 +206,16 @@ impl JobQueue for RabbitGateway {
         let ticket = {
             let inner = Arc::downgrade(&self.inner);
             let job_id = job.id.clone();
-            JobTicket::new(&job, rx, Arc::clone(&self.inner.board), move || {
-                if let Some(inner) = inner.upgrade() {
-                    inner.forget(&job_id);
-                }
-            })
+            JobTicket::new(
+                Arc::clone(&job),
+                TicketEvents::Open(rx),
+                Arc::clone(&self.inner.board),
+                move || {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.forget(&job_id);
+                    }
+                },
+            )
         };
         {
             let mut jobs = self.inner.lock();
