@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use reqwest::Url;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -119,7 +121,9 @@ impl OllamaClient {
             .map_err(|e| self.unreachable(&e))?;
         let response = error_for_status(response).await?;
         Ok(ChatStream {
-            response,
+            // Only the body is kept: the response head pins hyper's first read buffer, which
+            // would then stay allocated beside the one the body is read into, per stream.
+            body: response.bytes_stream().boxed(),
             buffer: Vec::new(),
             ended: false,
         })
@@ -154,9 +158,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 /// The NDJSON objects of one `/api/chat` answer, split on newlines across network chunks.
-#[derive(Debug)]
 pub struct ChatStream {
-    response: reqwest::Response,
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,
     ended: bool,
 }
@@ -179,7 +182,7 @@ impl ChatStream {
                 let rest = std::mem::take(&mut self.buffer);
                 return Some(parse(&rest));
             }
-            match self.response.chunk().await {
+            match self.body.next().await.transpose() {
                 Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
                 Ok(None) => self.ended = true,
                 Err(e) => {
@@ -191,6 +194,15 @@ impl ChatStream {
                 }
             }
         }
+    }
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("buffered", &self.buffer.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
     }
 }
 
