@@ -127,8 +127,10 @@ async fn events_arrive_in_order_and_complete_the_ticket(backend: Backend) {
     let p = pair(backend, Duration::from_secs(3600)).await;
     let mut ticket = p.jobs.submit(job("j", "pro", 2)).await.unwrap();
     let mut a = take(&p.work).await;
+    // A worker reports its start with its own name and slots (RabbitMQ gateways report it
+    // from the claim when they grant it).
     let mut sent = vec![JobEvent::Started {
-        worker: "w".into(),
+        worker: "test-worker".into(),
         slots: 1,
     }];
     for i in 0..20 {

@@ -1,6 +1,7 @@
 //! Broker plumbing shared by gateway and worker: queue names, topology, connections, and
 //! confirmed publishing that tells a routed message from a returned one.
 
+use std::future::Future;
 use std::time::Duration;
 
 use lapin::options::{
@@ -8,7 +9,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm,
+};
 
 use crate::queue::priority::TOP_LEVEL;
 
@@ -232,7 +235,8 @@ pub enum PublishError {
 /// How long a publish may wait for its confirm before it counts as failed.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Publishes on the default exchange to `queue` and waits for the confirm.
+/// Publishes to `queue` (default exchange) and waits for the broker's confirm: `Returned` when
+/// `mandatory` and no queue of that name exists.
 pub async fn publish(
     channel: &Channel,
     queue: &str,
@@ -240,34 +244,70 @@ pub async fn publish(
     properties: BasicProperties,
     mandatory: bool,
 ) -> Result<Published, PublishError> {
-    let send = async {
-        let confirm = channel
-            .basic_publish(
-                ShortString::from(""),
-                queue.into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                payload,
-                properties.with_delivery_mode(1),
-            )
-            .await
-            .map_err(|e| PublishError::Unavailable(e.to_string()))?
-            .await
-            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-        if confirm.is_nack() {
-            return Err(PublishError::Nacked);
-        }
-        Ok(if confirm.take_message().is_some() {
-            Published::Returned
-        } else {
-            Published::Routed
-        })
+    let confirmed = async {
+        let confirm = send(channel, queue, payload, properties, mandatory).await?;
+        verdict(confirm).await
     };
-    tokio::time::timeout(CONFIRM_TIMEOUT, send)
+    tokio::time::timeout(CONFIRM_TIMEOUT, confirmed)
         .await
         .map_err(|_| PublishError::Timeout)?
+}
+
+/// Publishes to `queue` and returns once the message is sent, with the broker's verdict to
+/// await later (or elsewhere).
+pub async fn publish_unconfirmed(
+    channel: &Channel,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<impl Future<Output = Result<Published, PublishError>> + Send + 'static, PublishError> {
+    let confirm = tokio::time::timeout(
+        CONFIRM_TIMEOUT,
+        send(channel, queue, payload, properties, false),
+    )
+    .await
+    .map_err(|_| PublishError::Timeout)??;
+    Ok(async move {
+        tokio::time::timeout(CONFIRM_TIMEOUT, verdict(confirm))
+            .await
+            .map_err(|_| PublishError::Timeout)?
+    })
+}
+
+async fn send(
+    channel: &Channel,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+    mandatory: bool,
+) -> Result<PublisherConfirm, PublishError> {
+    channel
+        .basic_publish(
+            ShortString::from(""),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            payload,
+            properties.with_delivery_mode(1),
+        )
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))
+}
+
+async fn verdict(confirm: PublisherConfirm) -> Result<Published, PublishError> {
+    let confirm = confirm
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+    if confirm.is_nack() {
+        return Err(PublishError::Nacked);
+    }
+    Ok(if confirm.take_message().is_some() {
+        Published::Returned
+    } else {
+        Published::Routed
+    })
 }
 
 /// Publishes to a fanout exchange without waiting for consumers (announcements).

@@ -33,6 +33,10 @@ pub enum Reply {
         redelivered: bool,
         /// The worker's name.
         worker: String,
+        /// Generations the worker runs at once; the gateway reports the start with it when it
+        /// grants, so the worker sends no separate start event.
+        #[serde(default)]
+        slots: usize,
         /// The worker's control queue, where the answer goes.
         control: String,
     },
@@ -99,13 +103,24 @@ mod tests {
             copy: 1,
             redelivered: false,
             worker: "w".into(),
+            slots: 2,
             control: "c".into(),
         };
         let json = serde_json::to_string(&claim).unwrap();
         assert!(json.starts_with(r#"{"kind":"claim""#), "{json}");
         assert!(matches!(
             serde_json::from_str::<Reply>(&json).unwrap(),
-            Reply::Claim { copy: 1, .. }
+            Reply::Claim {
+                copy: 1,
+                slots: 2,
+                ..
+            }
+        ));
+        // A claim from a worker that predates `slots` still reads.
+        let old = r#"{"kind":"claim","job_id":"j","copy":0,"redelivered":false,"worker":"w","control":"c"}"#;
+        assert!(matches!(
+            serde_json::from_str::<Reply>(old).unwrap(),
+            Reply::Claim { slots: 0, .. }
         ));
         let grant = Control::Grant { job_id: "j".into() };
         let json = serde_json::to_string(&grant).unwrap();

@@ -213,6 +213,7 @@ impl Delivery for RabbitDelivery {
             copy: self.message.copy,
             redelivered: self.delivery.redelivered,
             worker: worker.to_owned(),
+            slots: usize::from(self.inner.slots),
             control: self.inner.control_queue.clone(),
         };
         let published = self
@@ -281,6 +282,10 @@ impl Assignment for RabbitAssignment {
     }
 
     async fn send(&mut self, event: JobEvent) -> Result<(), QueueError> {
+        // The gateway reported the start when it granted the claim: one message less per job.
+        if matches!(event, JobEvent::Started { .. }) {
+            return Ok(());
+        }
         self.outbox.push(event)
     }
 

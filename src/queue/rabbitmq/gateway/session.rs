@@ -11,10 +11,10 @@ use tokio::sync::mpsc;
 
 use super::peers::{self, PeerMessage};
 use super::{Inner, Outgoing};
-use crate::queue::QueueSnapshot;
 use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::link::{self, Link};
 use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
+use crate::queue::{JobEvent, QueueSnapshot};
 
 /// Keeps a session with the broker up, reconnecting with backoff.
 pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
@@ -144,10 +144,12 @@ async fn handle_reply(inner: &Arc<Inner>, channel: &Channel, data: &[u8]) {
             job_id,
             copy,
             redelivered,
+            worker,
+            slots,
             control,
-            ..
         }) => {
             let order = if inner.decide(&job_id, copy, redelivered, &control) {
+                inner.forward(&job_id, vec![JobEvent::Started { worker, slots }]);
                 Control::Grant { job_id }
             } else {
                 Control::Deny { job_id }
@@ -171,12 +173,25 @@ async fn tell_peers(inner: &Inner, channel: &Channel, message: &PeerMessage) {
     }
 }
 
+/// Sends an order without waiting for the broker's confirm: the reply consumer must not stall
+/// on one grant while other jobs' events and claims wait behind it. Orders on one channel
+/// still reach the broker in the order they were sent.
 async fn send_control(channel: &Channel, control: &str, order: &Control) {
     let Ok(payload) = serde_json::to_vec(order) else {
         return;
     };
     let properties = broker::json_properties(order.job_id());
-    if let Err(err) = broker::publish(channel, control, &payload, properties, false).await {
-        tracing::warn!(error = %err, queue = control, "could not send an order to a worker");
+    match broker::publish_unconfirmed(channel, control, &payload, properties).await {
+        Ok(confirm) => {
+            let control = control.to_owned();
+            tokio::spawn(async move {
+                if let Err(err) = confirm.await {
+                    tracing::warn!(error = %err, queue = control, "an order to a worker was not confirmed");
+                }
+            });
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, queue = control, "could not send an order to a worker");
+        }
     }
 }
