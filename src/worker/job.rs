@@ -1,6 +1,8 @@
 //! Running one claimed job: call Ollama (retrying while it is down or busy), convert its
 //! stream, send events, stop when the client leaves or the generation runs too long.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use crate::ollama::{ChatStream, OllamaClient, OllamaError};
@@ -25,15 +27,61 @@ enum Stop {
     ClientGone,
 }
 
+/// How long a worker lets Ollama work on a job whose claim is still unanswered. A grant comes
+/// back in about a millisecond; a claim that takes longer (its gateway died and the claim waits
+/// for its timeout) must not have Ollama generate an answer nobody will read.
+const SPECULATION_WINDOW: Duration = Duration::from_millis(100);
+
+/// The first Ollama call of a job, as the claim left it.
+pub(super) enum FirstCall<F> {
+    /// It ended while the claim was pending.
+    Done(Result<ChatStream, OllamaError>),
+    /// It is still running.
+    Running(Pin<Box<F>>),
+    /// It was dropped because the claim took too long; call again.
+    Dropped,
+}
+
+/// Runs `call` while waiting for `claim`, for at most [`SPECULATION_WINDOW`]; returns the
+/// claim's answer and what became of the call.
+pub(super) async fn claim_while<C, F>(claim: C, call: F) -> (C::Output, FirstCall<F>)
+where
+    C: Future,
+    F: Future<Output = Result<ChatStream, OllamaError>>,
+{
+    let mut claim = std::pin::pin!(claim);
+    let mut first = FirstCall::Running(Box::pin(call));
+    let window = tokio::time::sleep(SPECULATION_WINDOW);
+    tokio::pin!(window);
+    loop {
+        let running = matches!(first, FirstCall::Running(_));
+        tokio::select! {
+            // The claim first: in process it is granted at once, and the call starts after.
+            biased;
+            granted = &mut claim => return (granted, first),
+            outcome = async {
+                match &mut first {
+                    FirstCall::Running(call) => call.as_mut().await,
+                    _ => std::future::pending().await,
+                }
+            }, if running => first = FirstCall::Done(outcome),
+            () = &mut window, if running => first = FirstCall::Dropped,
+        }
+    }
+}
+
 /// Runs `job` on Ollama and reports every event. Returns when the answer ended, failed, or the
 /// client went away (in which case the Ollama request is dropped, which stops generation).
-pub(super) async fn run(
+pub(super) async fn run<F>(
     ollama: &OllamaClient,
     job: &mut dyn Assignment,
+    first_call: FirstCall<F>,
     worker: &str,
     slots: usize,
     limits: Limits,
-) {
+) where
+    F: Future<Output = Result<ChatStream, OllamaError>>,
+{
     let cancelled = job.cancelled();
     let started = JobEvent::Started {
         worker: worker.to_owned(),
@@ -44,7 +92,7 @@ pub(super) async fn run(
     }
     let result = tokio::select! {
         () = cancelled.cancelled() => Err(Stop::ClientGone),
-        result = relay(ollama, job, limits) => result,
+        result = relay(ollama, job, first_call, limits) => result,
     };
     match result {
         Ok(()) => {}
@@ -61,12 +109,24 @@ pub(super) async fn run(
 
 /// Opens the Ollama stream. An unreachable or busy Ollama is asked again with backoff for as
 /// long as the job may still wait; a crash (5xx) before the first token is retried once.
-async fn open(ollama: &OllamaClient, job: &Job) -> Result<ChatStream, Stop> {
+async fn open<F>(
+    ollama: &OllamaClient,
+    job: &Job,
+    first_call: FirstCall<F>,
+) -> Result<ChatStream, Stop>
+where
+    F: Future<Output = Result<ChatStream, OllamaError>>,
+{
     let give_up = Instant::now() + job.wait_left();
     let mut backoff = FIRST_BACKOFF;
     let mut crash_retried = false;
+    let mut outcome = match first_call {
+        FirstCall::Done(outcome) => outcome,
+        FirstCall::Running(call) => call.await,
+        FirstCall::Dropped => ollama.chat(&job.body).await,
+    };
     loop {
-        let error = match ollama.chat(&job.body).await {
+        let error = match outcome {
             Ok(stream) => return Ok(stream),
             Err(error) => error,
         };
@@ -85,15 +145,20 @@ async fn open(ollama: &OllamaClient, job: &Job) -> Result<ChatStream, Stop> {
         } else {
             return Err(Stop::Failed(failure(error)));
         }
+        outcome = ollama.chat(&job.body).await;
     }
 }
 
-async fn relay(
+async fn relay<F>(
     ollama: &OllamaClient,
     job: &mut dyn Assignment,
+    first_call: FirstCall<F>,
     limits: Limits,
-) -> Result<(), Stop> {
-    let mut stream = open(ollama, job.job()).await?;
+) -> Result<(), Stop>
+where
+    F: Future<Output = Result<ChatStream, OllamaError>>,
+{
+    let mut stream = open(ollama, job.job(), first_call).await?;
     let stop_at = tokio::time::Instant::now() + limits.generation_timeout;
     let mut converter = StreamConverter::new();
     let mut deltas = 0u64;
@@ -160,5 +225,50 @@ fn failure(error: OllamaError) -> JobFailure {
             JobFailure::new(status, message)
         }
         OllamaError::Protocol(message) => JobFailure::new(502, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// An Ollama call that never answers and records when it is dropped (the request aborted).
+    fn call(dropped: &Arc<AtomicBool>) -> impl Future<Output = Result<ChatStream, OllamaError>> {
+        struct OnDrop(Arc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let guard = OnDrop(Arc::clone(dropped));
+        async move {
+            let _guard = guard;
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prompt_claim_keeps_the_call_running() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (granted, first) = claim_while(async { true }, call(&dropped)).await;
+        assert!(granted);
+        assert!(matches!(first, FirstCall::Running(_)));
+        assert!(!dropped.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_claim_slower_than_the_window_drops_the_call() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let slow_claim = async {
+            tokio::time::sleep(SPECULATION_WINDOW * 3).await;
+            true
+        };
+        let (granted, first) = claim_while(slow_claim, call(&dropped)).await;
+        assert!(granted);
+        assert!(matches!(first, FirstCall::Dropped));
+        assert!(dropped.load(Ordering::SeqCst));
     }
 }

@@ -103,14 +103,20 @@ impl Worker {
                     continue;
                 }
             };
-            let job_id = delivery.job().id.clone();
-            let Some(mut assignment) = delivery.claim(&self.name).await else {
-                tracing::debug!(job = %job_id, "claim denied; job dropped");
+            // Ollama starts on the prompt while the claim travels to the job's owner and back,
+            // so the claim adds nothing to the time to first token; a denied claim drops the
+            // request before prefill has got far.
+            let job = delivery.job().clone();
+            let call = self.ollama.chat(&job.body);
+            let (granted, first_call) = job::claim_while(delivery.claim(&self.name), call).await;
+            let Some(mut assignment) = granted else {
+                tracing::debug!(job = %job.id, "claim denied; job dropped");
                 continue;
             };
             job::run(
                 &self.ollama,
                 assignment.as_mut(),
+                first_call,
                 &self.name,
                 self.slots,
                 self.limits,
