@@ -50,6 +50,17 @@ async fn chat_status(c: &Cluster, base: &str, key: &str) -> (u16, bool) {
     )
 }
 
+/// Waits (bounded) until a chat succeeds again after `what`.
+async fn chats_resume(c: &Cluster, base: &str, key: &str, what: &str) {
+    let resumed = tokio::time::timeout(Duration::from_secs(30), async {
+        while chat_status(c, base, key).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(resumed.is_ok(), "work did not resume after {what}");
+}
+
 // Several threads, so the logs of the gateway and worker keep draining while the test waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outages_are_reported_refused_with_503_and_recovered_from() {
@@ -80,19 +91,7 @@ async fn outages() {
         h["queue"]["ok"] == true && h["ollama"]["ok"] == true
     })
     .await;
-    let recovered = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if chat_status(&c, &gateway.base, &key).await.0 == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(
-        recovered.is_ok(),
-        "work did not resume after the broker restart"
-    );
+    chats_resume(&c, &gateway.base, &key, "the broker restart").await;
 
     // Memory alarm: publishing is blocked; requests are refused, none hangs.
     broker
@@ -107,14 +106,5 @@ async fn outages() {
         h["queue"]["ok"] == true
     })
     .await;
-    let resumed = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if chat_status(&c, &gateway.base, &key).await.0 == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(resumed.is_ok(), "work did not resume after the alarm");
+    chats_resume(&c, &gateway.base, &key, "the alarm").await;
 }
