@@ -229,6 +229,43 @@ async fn a_full_tier_refuses_admission(backend: Backend) {
     assert!(p.jobs.submit(job("p", "pro", 2)).await.is_ok());
 }
 
+async fn a_large_body_and_many_events_arrive_intact(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    // Far larger than one AMQP frame: an image-sized prompt and an answer in many events.
+    let prompt = "sea dragon ".repeat(50_000);
+    let mut big = job("big", "pro", 2);
+    big.body = serde_json::value::to_raw_value(&serde_json::json!({"prompt": prompt})).unwrap();
+    let sent_body = big.body.get().to_owned();
+    let mut ticket = p.jobs.submit(big).await.unwrap();
+    let mut a = take(&p.work).await;
+    assert_eq!(a.job().body.get(), sent_body, "{backend:?}");
+    let chunk = "x".repeat(40_000);
+    for _ in 0..3 {
+        a.send(JobEvent::Delta(Delta {
+            content: Some(chunk.clone()),
+            ..Delta::default()
+        }))
+        .await
+        .unwrap();
+    }
+    a.send(JobEvent::Finished {
+        finish_reason: "stop".into(),
+        usage: seadragon::openai::Usage::new(1, 3),
+    })
+    .await
+    .unwrap();
+    a.finish().await;
+    let mut content = 0;
+    while let Some(e) = ticket.next_event().await {
+        match e {
+            JobEvent::Delta(d) => content += d.content.unwrap_or_default().len(),
+            JobEvent::Finished { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(content, 3 * chunk.len(), "{backend:?}");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -248,4 +285,5 @@ contract!(
     a_running_job_is_cancelled_when_its_client_leaves,
     clear_and_expiry_fail_queued_jobs_with_503,
     a_full_tier_refuses_admission,
+    a_large_body_and_many_events_arrive_intact,
 );

@@ -9,6 +9,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::uri::AMQPUri;
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm,
 };
@@ -121,11 +122,24 @@ pub async fn consume_queue(
         .await
 }
 
+/// Largest AMQP frame asked for unless the URL sets `frame_max`. lapin keeps two buffers of
+/// 32 frames per connection, filled from the start: with RabbitMQ's own limit (128 KiB) they
+/// are 8 MiB each. Seadragon's messages are small (a job's body, a few events); larger ones
+/// simply span several frames.
+const FRAME_MAX: u32 = 16 * 1024;
+
 /// Opens a named connection (the name shows in the management UI).
 pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
     let properties =
         ConnectionProperties::default().with_connection_name(LongString::from(name.to_owned()));
-    Connection::connect(url, properties).await
+    match url.parse::<AMQPUri>() {
+        Ok(mut uri) => {
+            uri.query.frame_max.get_or_insert(FRAME_MAX);
+            Connection::connect_uri(uri, properties).await
+        }
+        // lapin reports an unreadable URL in its own words.
+        Err(_) => Connection::connect(url, properties).await,
+    }
 }
 
 /// A channel in confirm mode, for publishing.
