@@ -154,6 +154,32 @@ impl Inner {
         controls
     }
 
+    /// The broker session ended. Events of running jobs may have been lost with it (the reply
+    /// queue is read without acknowledgements), so those jobs end with an error instead of a
+    /// silently incomplete answer, and their workers are told to stop once a session is back.
+    /// Queued jobs stay queued.
+    pub(super) fn session_lost(&self) {
+        let running: Vec<(String, String)> = self
+            .lock()
+            .iter()
+            .filter_map(|(id, t)| match &t.phase {
+                Phase::Granted { control, .. } => Some((id.clone(), control.clone())),
+                Phase::Queued => None,
+            })
+            .collect();
+        for (job_id, control) in running {
+            tracing::warn!(job = %job_id, "broker connection lost while the job ran; ending it");
+            self.fail(
+                &job_id,
+                JobFailure::new(
+                    503,
+                    "the connection to the message broker was lost while this request ran; retry it",
+                ),
+            );
+            let _ = self.outbox.send(Outgoing::Cancel { control, job_id });
+        }
+    }
+
     /// A worker vanished: its jobs that sent nothing yet go back to the queue, the others end
     /// with an error (a half answer is never restarted).
     pub(super) async fn worker_gone(self: &Arc<Self>, control: &str) {

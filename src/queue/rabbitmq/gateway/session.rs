@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use lapin::Channel;
-use lapin::options::BasicAckOptions;
 use tokio::sync::mpsc;
 
 use super::peers::{self, PeerMessage};
@@ -24,6 +23,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
             Ok(()) => return,
             Err(e) => {
                 inner.channel.send_replace(None);
+                inner.session_lost();
                 link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
                     return;
@@ -47,7 +47,10 @@ async fn session(
         .await
         .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
-    let mut consumer = broker::consume_queue(consume, &inner.reply_queue, Some(1000))
+    // Without acknowledgements: an ack per claim and per event batch cost the broker and the
+    // gateway about as much as the messages themselves. What this gives up is redelivery after
+    // a lost session, and `Inner::session_lost` ends the jobs whose events may be gone.
+    let mut consumer = broker::consume_queue(consume, &inner.reply_queue, None)
         .await
         .map_err(e)?;
     let mut announcements = broker::subscribe(
@@ -108,7 +111,6 @@ async fn session(
             delivery = consumer.next() => {
                 let delivery = delivery.ok_or("the broker cancelled the reply consumer")?.map_err(e)?;
                 handle_reply(inner, &channel, &delivery.data).await;
-                delivery.acker.ack(BasicAckOptions::default()).await.map_err(e)?;
             }
             announcement = announcements.next() => {
                 let announcement = announcement.ok_or("the broker cancelled the announcement consumer")?.map_err(e)?;
