@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Inner, Outgoing, Phase, Tracked, expired, unavailable};
+use tokio_util::sync::CancellationToken;
+
+use super::{AgingStop, Inner, Outgoing, Phase, Tracked, expired, unavailable};
 use crate::queue::priority::{TOP_LEVEL, effective_level};
 use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::wire::JobMessage;
@@ -113,6 +115,7 @@ impl Inner {
                 false
             }
             Phase::Queued => {
+                tracked.aging.0.cancel();
                 tracked.phase = Phase::Granted {
                     control: control.to_owned(),
                     copy,
@@ -195,7 +198,8 @@ impl Inner {
                     failed.push(id.clone());
                 } else {
                     t.phase = Phase::Queued;
-                    requeue.push((Arc::clone(&t.job), t.copies, t.enqueued));
+                    t.aging = AgingStop(CancellationToken::new());
+                    requeue.push((Arc::clone(&t.job), t.copies, t.enqueued, t.aging.0.clone()));
                     t.copies = t.copies.saturating_add(1);
                 }
             }
@@ -207,14 +211,19 @@ impl Inner {
                 JobFailure::new(502, "the worker running this request stopped mid-answer"),
             );
         }
-        for (job, copies, enqueued) in requeue {
+        for (job, copies, enqueued, stop_aging) in requeue {
             tracing::warn!(job = %job.id, "worker vanished before answering; job queued again");
             let level = effective_level(job.base_level, enqueued.elapsed(), self.aging);
             let remaining = job.max_wait.saturating_sub(enqueued.elapsed());
             if let Err(e) = self.publish_copy(&job, copies, level, remaining).await {
                 tracing::warn!(job = %job.id, error = %e, "could not queue the job again");
             }
-            tokio::spawn(age(Arc::downgrade(self), job.id.clone(), self.aging));
+            tokio::spawn(age(
+                Arc::downgrade(self),
+                job.id.clone(),
+                self.aging,
+                stop_aging,
+            ));
         }
     }
 
@@ -263,8 +272,13 @@ impl Inner {
 }
 
 /// Ages one job: at each interval it publishes a copy one level up; at the deadline a still
-/// queued job fails. Ends as soon as the job is claimed or gone.
-pub(super) async fn age(inner: Weak<Inner>, job_id: String, aging: Duration) {
+/// queued job fails. Ends as soon as the job is claimed or gone (`stop`).
+pub(super) async fn age(
+    inner: Weak<Inner>,
+    job_id: String,
+    aging: Duration,
+    stop: CancellationToken,
+) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -290,6 +304,7 @@ pub(super) async fn age(inner: Weak<Inner>, job_id: String, aging: Duration) {
         tokio::select! {
             () = tokio::time::sleep_until(sleep_until.into()) => {}
             () = shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
         }
         let Some(strong) = inner.upgrade() else {
             return;

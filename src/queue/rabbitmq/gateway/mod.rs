@@ -77,6 +77,20 @@ struct Tracked {
     copies: u8,
     phase: Phase,
     tokens_sent: bool,
+    /// Stops the job's aging task as soon as the job is granted or gone, instead of at its
+    /// next interval: at thousands of short jobs a second, sleeping tasks holding finished
+    /// jobs added up to over 100 MB.
+    aging: AgingStop,
+}
+
+/// Cancels a job's aging task when the job is dropped; granting cancels it too.
+#[derive(Debug)]
+struct AgingStop(CancellationToken);
+
+impl Drop for AgingStop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +231,7 @@ impl JobQueue for RabbitGateway {
                 },
             )
         };
+        let aging = CancellationToken::new();
         {
             let mut jobs = self.inner.lock();
             if let Some(&max_queued) = self.inner.max_queued.get(&job.tier) {
@@ -241,6 +256,7 @@ impl JobQueue for RabbitGateway {
                     copies: 1,
                     phase: Phase::Queued,
                     tokens_sent: false,
+                    aging: AgingStop(aging.clone()),
                 },
             );
         }
@@ -251,6 +267,7 @@ impl JobQueue for RabbitGateway {
             Arc::downgrade(&self.inner),
             job.id.clone(),
             self.inner.aging,
+            aging,
         ));
         Ok(ticket)
     }
