@@ -24,6 +24,18 @@ use crate::queue::{
     Assignment, Delivery, Job, JobEvent, QueueError, WorkQueue, WorkerAnnouncement,
 };
 
+/// How long acknowledging a job may take; on a connection that just died it may never finish.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Acknowledges a job. Fails only if its channel died, in which case the broker requeued the
+/// job already; bounded, so a slot is never held by a dead connection.
+async fn ack(delivery: &AmqpDelivery) {
+    let acked = delivery.acker.ack(BasicAckOptions::default());
+    if !matches!(tokio::time::timeout(ACK_TIMEOUT, acked).await, Ok(Ok(_))) {
+        tracing::debug!("a job could not be acknowledged; its channel is gone");
+    }
+}
+
 /// How long a worker waits for its claim to be answered before dropping the job.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -157,7 +169,7 @@ impl WorkQueue for RabbitWorker {
                 Err(e) => {
                     // Poison: nothing can run it; acknowledging drops it for good.
                     tracing::warn!(error = %e, "unreadable job message; dropped");
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    ack(&delivery).await;
                 }
             }
         }
@@ -229,7 +241,7 @@ impl Delivery for RabbitDelivery {
         };
         locked(&self.inner.claims).remove(&job_id);
         if !granted {
-            let _ = self.delivery.acker.ack(BasicAckOptions::default()).await;
+            ack(&self.delivery).await;
             return None;
         }
         let cancelled = CancellationToken::new();
@@ -294,11 +306,13 @@ impl Assignment for RabbitAssignment {
     }
 
     async fn finish(mut self: Box<Self>) {
-        // The last events must reach the gateway before the job is acknowledged.
-        self.outbox.flush().await;
+        // The last events must reach the gateway before the job is acknowledged, unless the
+        // job was stopped (client gone, gateway gone, session lost): then nobody reads them.
+        if !self.cancelled.is_cancelled() {
+            self.outbox.flush().await;
+        }
         locked(&self.inner.running).remove(&self.message.job.id);
-        // Fails only if the channel died, in which case the broker requeued the job already.
-        let _ = self.delivery.acker.ack(BasicAckOptions::default()).await;
+        ack(&self.delivery).await;
     }
 }
 
