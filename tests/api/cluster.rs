@@ -130,6 +130,30 @@ impl Cluster {
         assert!(reached.is_ok(), "gateway never reached: {what}");
     }
 
+    /// Starts a streamed chat and reads it until its text contains `until`.
+    pub async fn stream_until(
+        &self,
+        gateway: &Process,
+        key: &str,
+        prompt: &str,
+        until: &str,
+    ) -> reqwest::Response {
+        let mut response = self
+            .http
+            .post(format!("{}/v1/chat/completions", gateway.base))
+            .bearer_auth(key)
+            .json(&chat("llama3.2", prompt, true))
+            .send()
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        while !seen.contains(until) {
+            let chunk = response.chunk().await.unwrap().unwrap();
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        response
+    }
+
     /// Sends a non-streamed chat in the background; resolves to the status and body.
     pub fn send(&self, gateway: &Process, key: &str, prompt: &str) -> JoinHandle<(u16, Value)> {
         let (http, url, key) = (
@@ -150,4 +174,16 @@ impl Cluster {
             (status, response.json().await.unwrap_or(Value::Null))
         })
     }
+}
+
+/// Reads the rest of a stream (bounded) and checks that it ends with an in-band error event
+/// and no `[DONE]`.
+pub async fn assert_ends_with_error(response: reqwest::Response, why: &str) {
+    let rest = tokio::time::timeout(Duration::from_secs(20), response.text())
+        .await
+        .unwrap_or_else(|_| panic!("the stream hung when {why}"))
+        .unwrap();
+    let last = rest.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("data: {\"error\":"), "{rest}");
+    assert!(!rest.contains("[DONE]"));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, assert_ends_with_error};
 use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::{chat, data_json, sse_frames};
 
@@ -180,27 +180,11 @@ async fn a_worker_killed_after_its_first_token_ends_the_stream_with_an_error() {
     let g = c.gateway("10").await;
     c.wait_ready(&g).await;
     let key = c.key(&g, "pro").await;
-    let mut response = c
-        .http
-        .post(format!("{}/v1/chat/completions", g.base))
-        .bearer_auth(&key)
-        .json(&chat("llama3.2", "#hold", true))
-        .send()
-        .await
-        .unwrap();
-    let mut seen = String::new();
-    while !seen.contains("\"content\":\"Hello\"") {
-        let chunk = response.chunk().await.unwrap().unwrap();
-        seen.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let response = c
+        .stream_until(&g, &key, "#hold", "\"content\":\"Hello\"")
+        .await;
     doomed.kill().await;
-    let rest = tokio::time::timeout(Duration::from_secs(20), response.text())
-        .await
-        .expect("the stream hung after its worker died")
-        .unwrap();
-    let last = rest.trim_end().lines().last().unwrap();
-    assert!(last.starts_with("data: {\"error\":"), "{rest}");
-    assert!(!rest.contains("[DONE]"));
+    assert_ends_with_error(response, "its worker died").await;
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use cluster::Cluster;
+use cluster::{Cluster, assert_ends_with_error};
 use fake_ollama::{FakeConfig, FakeOllama};
 use helpers::chat;
 use private_broker::PrivateBroker;
@@ -82,27 +82,11 @@ async fn outages() {
     // Restart: an answer running across it ends with an error event instead of hanging or
     // silently missing tokens; health reports the outage, new requests get 503 with
     // retry-after, and work resumes after.
-    let mut running = c
-        .http
-        .post(format!("{}/v1/chat/completions", gateway.base))
-        .bearer_auth(&key)
-        .json(&chat("llama3.2", "#slow", true))
-        .send()
-        .await
-        .unwrap();
-    let mut seen = String::new();
-    while !seen.contains("\"content\":") {
-        let chunk = running.chunk().await.unwrap().unwrap();
-        seen.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let running = c
+        .stream_until(&gateway, &key, "#slow", "\"content\":")
+        .await;
     broker.stop().await;
-    let rest = tokio::time::timeout(Duration::from_secs(20), running.text())
-        .await
-        .expect("a running stream hung when the broker went away")
-        .unwrap();
-    let last = rest.trim_end().lines().last().unwrap_or_default();
-    assert!(last.starts_with("data: {\"error\":"), "{rest}");
-    assert!(!rest.contains("[DONE]"));
+    assert_ends_with_error(running, "the broker went away").await;
     c.wait(&gateway, "a broker outage", |h: &Value| {
         h["queue"]["ok"] == false
     })
