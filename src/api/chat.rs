@@ -64,7 +64,8 @@ pub async fn create(
         key_id: key.id.clone(),
         body: request
             .native_body(&model)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .into(),
         model,
         max_wait: tier.max_wait(),
         enqueued_at_ms: unix_ms(),

@@ -40,8 +40,9 @@ pub struct Job {
     /// Installed model the job runs on.
     pub model: String,
     /// Ollama's native `/api/chat` body, serialized once by the gateway: queued jobs stay
-    /// small and workers send it as it is.
-    pub body: Box<serde_json::value::RawValue>,
+    /// small, workers send it as it is, and copies of the job (a worker's first call, a
+    /// re-published copy) share it, however large its images.
+    pub body: Arc<serde_json::value::RawValue>,
     /// How long the job may wait in the queue before it fails without running.
     pub max_wait: Duration,
     /// Unix milliseconds when the gateway accepted it; with `max_wait`, how long a worker may

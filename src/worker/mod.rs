@@ -106,11 +106,11 @@ impl Worker {
             // Ollama starts on the prompt while the claim travels to the job's owner and back,
             // so the claim adds nothing to the time to first token; a denied claim drops the
             // request before prefill has got far.
-            let job = delivery.job().clone();
-            let call = self.ollama.chat(&job.body);
+            let (job_id, body) = (delivery.job().id.clone(), Arc::clone(&delivery.job().body));
+            let call = self.ollama.chat(&body);
             let (granted, first_call) = job::claim_while(delivery.claim(&self.name), call).await;
             let Some(mut assignment) = granted else {
-                tracing::debug!(job = %job.id, "claim denied; job dropped");
+                tracing::debug!(job = %job_id, "claim denied; job dropped");
                 continue;
             };
             job::run(

@@ -66,7 +66,9 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
-        body: serde_json::value::to_raw_value(&serde_json::json!({"prompt": id})).unwrap(),
+        body: serde_json::value::to_raw_value(&serde_json::json!({"prompt": id}))
+            .unwrap()
+            .into(),
         max_wait: Duration::from_secs(60),
         enqueued_at_ms: 0,
     }
@@ -234,7 +236,9 @@ async fn a_large_body_and_many_events_arrive_intact(backend: Backend) {
     // Far larger than one AMQP frame: an image-sized prompt and an answer in many events.
     let prompt = "sea dragon ".repeat(50_000);
     let mut big = job("big", "pro", 2);
-    big.body = serde_json::value::to_raw_value(&serde_json::json!({"prompt": prompt})).unwrap();
+    big.body = serde_json::value::to_raw_value(&serde_json::json!({"prompt": prompt}))
+        .unwrap()
+        .into();
     let sent_body = big.body.get().to_owned();
     let mut ticket = p.jobs.submit(big).await.unwrap();
     let mut a = take(&p.work).await;

@@ -47,7 +47,8 @@ fn job(n: usize) -> Job {
             "messages": [{"role": "user", "content": format!("Write a short story about sea dragon {n}.")}],
             "stream": true,
         }))
-        .unwrap_or_default(),
+        .unwrap_or_default()
+        .into(),
         max_wait: Duration::from_secs(600),
         enqueued_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
