@@ -184,16 +184,16 @@ impl Inner {
                 .filter_map(|(i, lane)| {
                     let (arrival, enqueued) = lane.head()?;
                     let eff = effective_level(lane.level(), now - enqueued, self.aging);
-                    Some((eff, std::cmp::Reverse(arrival), i))
+                    Some((eff, std::cmp::Reverse(arrival), i, enqueued))
                 })
                 .max();
-            let Some((_, _, lane)) = best else {
+            let Some((_, _, lane, enqueued)) = best else {
                 return Ok(None);
             };
             let Some(q) = state.pop_head(lane) else {
                 return Ok(None);
             };
-            if now - q.enqueued > q.job.max_wait {
+            if now - enqueued > q.job.max_wait {
                 let failure = expired(&q.job);
                 q.fail(failure);
                 continue;
@@ -307,7 +307,6 @@ impl JobQueue for EmbeddedQueue {
                 enqueued,
                 Queued {
                     job: Arc::clone(&job),
-                    enqueued,
                     claim,
                 },
             );

@@ -15,7 +15,6 @@ use crate::queue::{Claimed, Job, JobFailure};
 #[derive(Debug)]
 pub(super) struct Queued {
     pub job: Arc<Job>,
-    pub enqueued: Instant,
     pub claim: oneshot::Sender<Result<Claimed, JobFailure>>,
 }
 
