@@ -427,13 +427,19 @@ impl Delivery for EmbeddedDelivery {
         &self.queued.job
     }
 
-    async fn claim(self: Box<Self>, _worker: &str) -> Option<Box<dyn Assignment>> {
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>> {
         // The queue already gave this job to one worker only; the client may still have left.
         let Queued { job, claim, .. } = self.queued;
         if claim.is_closed() {
             return None;
         }
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+        let started = JobEvent::Started {
+            worker: worker.to_owned(),
+            slots,
+        };
+        // The channel is new and empty, so the start always fits.
+        events.try_send(started).ok()?;
         let cancel = CancellationToken::new();
         let claimed = Claimed {
             events: receiver,

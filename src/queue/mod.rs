@@ -190,9 +190,11 @@ pub trait Delivery: Send + std::fmt::Debug {
     /// The job.
     fn job(&self) -> &Job;
 
-    /// Asks the job's owner for the right to run it. `None` when denied; the job is then
-    /// acknowledged and dropped, so nothing is generated for nobody.
-    async fn claim(self: Box<Self>, worker: &str) -> Option<Box<dyn Assignment>>;
+    /// Asks the job's owner for the right to run it on `worker`, which runs up to `slots` jobs
+    /// at once. A granted claim reports the start (`JobEvent::Started`) to the client itself.
+    /// `None` when denied; the job is then acknowledged and dropped, so nothing is generated
+    /// for nobody.
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>>;
 }
 
 /// A claimed job: the worker runs it and reports back.

@@ -76,20 +76,11 @@ pub(super) async fn run<F>(
     ollama: &OllamaClient,
     job: &mut dyn Assignment,
     first_call: FirstCall<F>,
-    worker: &str,
-    slots: usize,
     limits: Limits,
 ) where
     F: Future<Output = Result<ChatStream, OllamaError>>,
 {
     let cancelled = job.cancelled();
-    let started = JobEvent::Started {
-        worker: worker.to_owned(),
-        slots,
-    };
-    if job.send(started).await.is_err() {
-        return;
-    }
     let result = tokio::select! {
         () = cancelled.cancelled() => Err(Stop::ClientGone),
         result = relay(ollama, job, first_call, limits) => result,

@@ -108,20 +108,13 @@ impl Worker {
             // request before prefill has got far.
             let (job_id, body) = (delivery.job().id.clone(), Arc::clone(&delivery.job().body));
             let call = self.ollama.chat(&body);
-            let (granted, first_call) = job::claim_while(delivery.claim(&self.name), call).await;
+            let (granted, first_call) =
+                job::claim_while(delivery.claim(&self.name, self.slots), call).await;
             let Some(mut assignment) = granted else {
                 tracing::debug!(job = %job_id, "claim denied; job dropped");
                 continue;
             };
-            job::run(
-                &self.ollama,
-                assignment.as_mut(),
-                first_call,
-                &self.name,
-                self.slots,
-                self.limits,
-            )
-            .await;
+            job::run(&self.ollama, assignment.as_mut(), first_call, self.limits).await;
             assignment.finish().await;
         }
     }

@@ -216,7 +216,7 @@ impl Delivery for RabbitDelivery {
         &self.message.job
     }
 
-    async fn claim(self: Box<Self>, worker: &str) -> Option<Box<dyn Assignment>> {
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>> {
         let job_id = self.message.job.id.clone();
         let (tx, rx) = oneshot::channel();
         locked(&self.inner.claims).insert(job_id.clone(), tx);
@@ -225,7 +225,8 @@ impl Delivery for RabbitDelivery {
             copy: self.message.copy,
             redelivered: self.delivery.redelivered,
             worker: worker.to_owned(),
-            slots: usize::from(self.inner.slots),
+            // The gateway reports the start from these when it grants the claim.
+            slots,
             control: self.inner.control_queue.clone(),
         };
         let published = self
@@ -294,10 +295,6 @@ impl Assignment for RabbitAssignment {
     }
 
     async fn send(&mut self, event: JobEvent) -> Result<(), QueueError> {
-        // The gateway reported the start when it granted the claim: one message less per job.
-        if matches!(event, JobEvent::Started { .. }) {
-            return Ok(());
-        }
         self.outbox.push(event)
     }
 
