@@ -33,10 +33,67 @@ pub fn test_prefix() -> String {
     )
 }
 
+/// A test's names on the broker. Dropping it deletes the durable queues and exchanges under
+/// them (README's names; the per-instance queues expire by themselves), so running the suite
+/// leaves nothing on a developer's broker. Drop it after the processes using it have stopped.
+pub struct Namespace {
+    pub prefix: String,
+    url: String,
+}
+
+impl Namespace {
+    pub fn new(url: String) -> Self {
+        Self {
+            prefix: test_prefix(),
+            url,
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let (url, prefix) = (self.url.clone(), self.prefix.clone());
+        // Drop cannot await; a thread of its own works inside a test's runtime as well.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), delete_namespace(&url, &prefix)).await
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(Ok(())))) {
+            eprintln!("could not delete the broker names under {}", self.prefix);
+        }
+    }
+}
+
+async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let connection =
+        lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    for queue in ["jobs", "dead"] {
+        let name = format!("{prefix}.{queue}");
+        channel
+            .queue_delete(name.into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    for exchange in ["dead", "gateways", "workers"] {
+        let name = format!("{prefix}.{exchange}");
+        channel
+            .exchange_delete(name.into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    connection.close(0, "test done".into()).await
+}
+
 /// A broker namespace, a key store the gateways share, and an HTTP client.
 pub struct Cluster {
     amqp_url: String,
-    prefix: String,
+    namespace: Namespace,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -50,8 +107,8 @@ impl Cluster {
     /// A cluster on the broker at `amqp_url`.
     pub fn on(amqp_url: String) -> Self {
         Self {
+            namespace: Namespace::new(amqp_url.clone()),
             amqp_url,
-            prefix: test_prefix(),
             dir: tempfile::tempdir().unwrap(),
             http: reqwest::Client::new(),
         }
@@ -60,7 +117,7 @@ impl Cluster {
     fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
         vec![
             ("SEADRAGON_AMQP_URL", self.amqp_url.clone()),
-            ("SEADRAGON_AMQP_PREFIX", self.prefix.clone()),
+            ("SEADRAGON_AMQP_PREFIX", self.namespace.prefix.clone()),
             (
                 "SEADRAGON_DATABASE_URL",
                 format!("sqlite://{}", self.dir.path().join("keys.db").display()),

@@ -11,12 +11,27 @@ use seadragon::queue::embedded::EmbeddedQueue;
 use seadragon::queue::rabbitmq::{RabbitGateway, RabbitWorker};
 use seadragon::queue::{Assignment, Job, JobEvent, JobQueue, QueueError, WorkQueue};
 
-use crate::cluster::{amqp_url, rabbit_config, test_prefix};
+use crate::cluster::{Namespace, amqp_url, rabbit_config};
 
 /// A gateway side and a worker side of one backend.
 pub struct Pair {
     pub jobs: Arc<dyn JobQueue>,
     pub work: Arc<dyn WorkQueue>,
+    _rabbit: Option<RabbitPair>,
+}
+
+/// The RabbitMQ side's own handles: closed at the end of the test, before its names go.
+struct RabbitPair {
+    gateway: Arc<RabbitGateway>,
+    worker: Arc<RabbitWorker>,
+    _namespace: Namespace,
+}
+
+impl Drop for RabbitPair {
+    fn drop(&mut self) {
+        self.gateway.close();
+        self.worker.close();
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,17 +58,28 @@ async fn pair(backend: Backend, aging: Duration) -> Pair {
             Pair {
                 jobs: Arc::new(q.clone()),
                 work: Arc::new(q),
+                _rabbit: None,
             }
         }
         Backend::Rabbit => {
-            let prefix = test_prefix();
-            let gateway = RabbitGateway::start(rabbit_config(&prefix, "gw"), aging, limits);
-            let worker = RabbitWorker::start(rabbit_config(&prefix, "wk"), 1);
+            let namespace = Namespace::new(amqp_url());
+            let prefix = &namespace.prefix;
+            let gateway = Arc::new(RabbitGateway::start(
+                rabbit_config(prefix, "gw"),
+                aging,
+                limits,
+            ));
+            let worker = Arc::new(RabbitWorker::start(rabbit_config(prefix, "wk"), 1));
             wait_connected("gateway", || gateway.status().connected).await;
             wait_connected("worker", || worker.status().connected).await;
             Pair {
-                jobs: Arc::new(gateway),
-                work: Arc::new(worker),
+                jobs: Arc::clone(&gateway) as Arc<dyn JobQueue>,
+                work: Arc::clone(&worker) as Arc<dyn WorkQueue>,
+                _rabbit: Some(RabbitPair {
+                    gateway,
+                    worker,
+                    _namespace: namespace,
+                }),
             }
         }
     }
