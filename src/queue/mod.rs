@@ -50,11 +50,12 @@ pub struct Job {
     pub enqueued_at_ms: u64,
 }
 
-/// What a worker reports about a job, in order.
+/// What the client's ticket learns about a job, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
-    /// A worker claimed the job and is calling Ollama.
+    /// A worker's claim was granted; it is calling Ollama. Reported by the queue backend at
+    /// the grant, never sent by the worker.
     Started {
         /// The worker's name.
         worker: String,
