@@ -10,13 +10,15 @@ ci_rabbit_node="seadragon-ci-$$@localhost"
 ci_rabbit_bin=/usr/lib/rabbitmq/bin
 [ -x "$ci_rabbit_bin/rabbitmq-server" ] || ci_rabbit_bin=$(dirname "$(command -v rabbitmq-server)")
 
-ci_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-ci_amqp_port=$(ci_free_port)
-ci_dist_port=$(ci_free_port)
+# Three free ports, all held open at once so they differ.
+read -r ci_amqp_port ci_dist_port ERL_EPMD_PORT < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))
+')
 # Exported: the broker-fault test's own nodes register with this port mapper too.
-ERL_EPMD_PORT=$(ci_free_port)
 export ERL_EPMD_PORT
 
 ci_rabbit() {
