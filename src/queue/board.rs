@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Job;
 
 /// A job a worker is running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningJob {
     /// The job's id.
     pub job_id: String,
@@ -60,6 +60,11 @@ struct Board {
 const ENDS_KEPT: usize = 1024;
 /// How far back the throughput estimate looks.
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Sorts running jobs by start, ties by id, as every running-job list is shown.
+pub fn oldest_first(jobs: &mut [RunningJob]) {
+    jobs.sort_by(|a, b| (a.started_at, &a.job_id).cmp(&(b.started_at, &b.job_id)));
+}
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -138,7 +143,7 @@ impl JobBoard {
     /// Running jobs, oldest first.
     pub fn running(&self) -> Vec<RunningJob> {
         let mut jobs: Vec<RunningJob> = self.lock().running.values().cloned().collect();
-        jobs.sort_by(|a, b| (a.started_at, &a.job_id).cmp(&(b.started_at, &b.job_id)));
+        oldest_first(&mut jobs);
         jobs
     }
 

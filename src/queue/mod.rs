@@ -9,7 +9,7 @@
 //! The traits are object-safe through `async_trait` because the backend is chosen at start-up
 //! (embedded or RabbitMQ) and the rest of the system holds `Arc<dyn ...>` handles.
 
-mod board;
+pub(crate) mod board;
 pub mod embedded;
 pub mod priority;
 pub mod rabbitmq;
@@ -142,8 +142,14 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Fails every queued job (of one tier, or all) with a clean error; returns how many.
     fn clear(&self, tier: Option<&str>) -> usize;
 
-    /// Running jobs and workers seen.
+    /// This gateway's running jobs and the workers that ran them.
     fn board(&self) -> &JobBoard;
+
+    /// Running jobs of the whole system, oldest first: this gateway's, and those other
+    /// gateways report (RabbitMQ).
+    fn running(&self) -> Vec<RunningJob> {
+        self.board().running()
+    }
 
     /// Whether the backend can take work now.
     fn health(&self) -> BackendHealth;

@@ -167,24 +167,50 @@ impl Cluster {
             .await;
     }
 
+    /// Waits until the gateway's `/api/health` satisfies `ok`.
     pub async fn wait(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
+        self.poll(gateway, "/api/health", what, ok).await;
+    }
+
+    /// Waits until the gateway's admin queue view satisfies `ok`, and returns that view.
+    pub async fn wait_admin_queue(
+        &self,
+        gateway: &Process,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.poll(gateway, "/admin/queue", what, ok).await
+    }
+
+    /// Polls a JSON route (with the admin key) until its answer satisfies `ok`.
+    async fn poll(
+        &self,
+        gateway: &Process,
+        path: &str,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
         let reached = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 if let Ok(r) = self
                     .http
-                    .get(format!("{}/api/health", gateway.base))
+                    .get(format!("{}{path}", gateway.base))
+                    .bearer_auth(ADMIN_KEY)
                     .send()
                     .await
-                    && let Ok(health) = r.json::<Value>().await
-                    && ok(&health)
+                    && let Ok(answer) = r.json::<Value>().await
                 {
-                    return;
+                    if ok(&answer) {
+                        return answer;
+                    }
+                    last = answer;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
-        assert!(reached.is_ok(), "gateway never reached: {what}");
+        reached.unwrap_or_else(|_| panic!("gateway never reached: {what}; last answer: {last}"))
     }
 
     /// Starts a streamed chat and reads it until its text contains `until`.

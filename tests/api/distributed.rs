@@ -236,6 +236,22 @@ async fn every_gateway_reports_the_whole_queue() {
     let key = c.key(&g1, "pro").await;
     let blocker = c.send(&g1, &key, "#hold");
     fake.wait_started(1).await;
+    // The job g1 runs shows in g2's admin view too, once g1 has shared its state.
+    let running = c
+        .wait_admin_queue(&g2, "g1's running job", |q| {
+            q["running"].as_array().unwrap().len() == 1
+        })
+        .await;
+    let job = &running["running"][0];
+    assert_eq!(
+        (
+            job["tier"].as_str(),
+            job["key_name"].as_str(),
+            job["model"].as_str()
+        ),
+        (Some("pro"), Some("pro"), Some("llama3.2:latest")),
+        "{running}"
+    );
     let at_g1 = c.send(&g1, &key, "at g1");
     let at_g2 = c.send(&g2, &key, "at g2");
     c.wait_queued(&g1, 2).await;

@@ -85,7 +85,8 @@ pub struct QueueView {
     queued: usize,
     /// Every configured tier, lowest priority first.
     tiers: Vec<TierQueue>,
-    /// Running jobs, oldest first.
+    /// Running jobs of the whole system (over RabbitMQ, other gateways' too, as they last
+    /// reported them about a second ago), oldest first.
     running: Vec<RunningJobView>,
     /// Workers seen, by name.
     workers: Vec<WorkerView>,
@@ -129,7 +130,7 @@ pub async fn show(
             }
         })
         .collect();
-    let jobs = state.queue.board().running();
+    let jobs = state.queue.running();
     // A few running jobs (one per slot) share even fewer keys: one lookup per key.
     let mut names: HashMap<String, Option<String>> = HashMap::new();
     for job in &jobs {

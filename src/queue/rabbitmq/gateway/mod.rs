@@ -27,7 +27,7 @@ use crate::ollama::wire::ModelEntry;
 use crate::queue::priority::effective_level;
 use crate::queue::{
     BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
-    QueueSnapshot, TicketEvents,
+    QueueSnapshot, RunningJob, TicketEvents,
 };
 
 /// Events buffered per client; a client that falls this far behind is dropped.
@@ -309,6 +309,14 @@ impl JobQueue for RabbitGateway {
 
     fn board(&self) -> &JobBoard {
         &self.inner.board
+    }
+
+    fn running(&self) -> Vec<RunningJob> {
+        let mut jobs = self.inner.board.running();
+        jobs.extend(self.inner.peers.running_jobs());
+        // Each job is on its owning gateway's board only, so the two lists never overlap.
+        crate::queue::board::oldest_first(&mut jobs);
+        jobs
     }
 
     fn health(&self) -> BackendHealth {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::queue::{QueueSnapshot, TierDepth};
+use crate::queue::{QueueSnapshot, RunningJob, TierDepth};
 
 /// How often a gateway publishes its state.
 pub(super) const SHARE_EVERY: Duration = Duration::from_secs(1);
@@ -24,6 +24,9 @@ pub(super) enum PeerMessage {
         gateway: String,
         tiers: Vec<TierDepth>,
         running: usize,
+        /// The running jobs themselves (absent from gateways that predate it).
+        #[serde(default)]
+        jobs: Vec<RunningJob>,
     },
     /// Fail the queued jobs of a tier (all tiers when `None`).
     Clear {
@@ -32,34 +35,52 @@ pub(super) enum PeerMessage {
     },
 }
 
+/// What one other gateway last reported.
+#[derive(Debug, Clone)]
+struct PeerState {
+    snapshot: QueueSnapshot,
+    jobs: Vec<RunningJob>,
+    at: Instant,
+}
+
 /// The latest state of every other gateway.
 #[derive(Debug, Default)]
 pub(super) struct Peers {
-    states: Mutex<HashMap<String, (QueueSnapshot, Instant)>>,
+    states: Mutex<HashMap<String, PeerState>>,
 }
 
 impl Peers {
-    pub(super) fn record(&self, gateway: String, snapshot: QueueSnapshot) {
-        self.lock().insert(gateway, (snapshot, Instant::now()));
+    pub(super) fn record(&self, gateway: String, snapshot: QueueSnapshot, jobs: Vec<RunningJob>) {
+        let state = PeerState {
+            snapshot,
+            jobs,
+            at: Instant::now(),
+        };
+        self.lock().insert(gateway, state);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (QueueSnapshot, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerState>> {
         self.states
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn fresh(&self) -> Vec<QueueSnapshot> {
+    fn fresh(&self) -> Vec<PeerState> {
         let mut states = self.lock();
-        states.retain(|_, (_, at)| at.elapsed() < STALE_AFTER);
-        states.values().map(|(s, _)| s.clone()).collect()
+        states.retain(|_, state| state.at.elapsed() < STALE_AFTER);
+        states.values().cloned().collect()
+    }
+
+    /// The jobs the other gateways' clients have running.
+    pub(super) fn running_jobs(&self) -> Vec<RunningJob> {
+        self.fresh().into_iter().flat_map(|s| s.jobs).collect()
     }
 
     /// Jobs of `tier` queued at other gateways.
     pub(super) fn queued_in(&self, tier: &str) -> usize {
         self.fresh()
             .iter()
-            .flat_map(|s| &s.tiers)
+            .flat_map(|s| &s.snapshot.tiers)
             .filter(|t| t.tier == tier)
             .map(|t| t.queued)
             .sum()
@@ -68,9 +89,9 @@ impl Peers {
     /// `local` plus what the other gateways reported.
     pub(super) fn merged(&self, local: QueueSnapshot) -> QueueSnapshot {
         let mut merged = local;
-        for peer in self.fresh() {
-            merged.running += peer.running;
-            for depth in peer.tiers {
+        for PeerState { snapshot, .. } in self.fresh() {
+            merged.running += snapshot.running;
+            for depth in snapshot.tiers {
                 match merged.tiers.iter_mut().find(|t| t.tier == depth.tier) {
                     Some(t) => {
                         t.queued += depth.queued;
@@ -100,12 +121,22 @@ mod tests {
     #[test]
     fn peers_add_their_depths_and_running_jobs_to_the_local_view() {
         let peers = Peers::default();
+        let job = RunningJob {
+            job_id: "job_b1".into(),
+            tier: "pro".into(),
+            key_id: "key_b".into(),
+            model: "llama3.2:latest".into(),
+            worker: "w1".into(),
+            started_at: 1,
+            tokens: 7,
+        };
         peers.record(
             "b".into(),
             QueueSnapshot {
                 tiers: vec![depth("free", 2, 9.0), depth("pro", 1, 1.0)],
                 running: 3,
             },
+            vec![job.clone()],
         );
         let merged = peers.merged(QueueSnapshot {
             tiers: vec![depth("free", 1, 4.0)],
@@ -117,5 +148,15 @@ mod tests {
             vec![depth("free", 3, 9.0), depth("pro", 1, 1.0)]
         );
         assert_eq!(peers.queued_in("free"), 2);
+        assert_eq!(peers.running_jobs(), vec![job]);
+    }
+
+    #[test]
+    fn a_state_from_a_gateway_without_job_lists_still_reads() {
+        let old = r#"{"kind":"state","gateway":"g","tiers":[],"running":2}"#;
+        assert!(matches!(
+            serde_json::from_str::<PeerMessage>(old).unwrap(),
+            PeerMessage::State { running: 2, jobs, .. } if jobs.is_empty()
+        ));
     }
 }

@@ -84,14 +84,15 @@ async fn session(
                     gateway: instance.clone(),
                     tiers: local.tiers,
                     running: local.running,
+                    jobs: inner.board.running(),
                 };
                 tell_peers(inner, &channel, &state).await;
             }
             message = peer_messages.next() => {
                 let message = message.ok_or("the broker cancelled the peer consumer")?.map_err(e)?;
                 match serde_json::from_slice::<PeerMessage>(&message.data) {
-                    Ok(PeerMessage::State { gateway, tiers, running }) if &gateway != instance => {
-                        inner.peers.record(gateway, QueueSnapshot { tiers, running });
+                    Ok(PeerMessage::State { gateway, tiers, running, jobs }) if &gateway != instance => {
+                        inner.peers.record(gateway, QueueSnapshot { tiers, running }, jobs);
                     }
                     Ok(PeerMessage::Clear { gateway, tier }) if &gateway != instance => {
                         let cleared = inner.clear_local(tier.as_deref());
