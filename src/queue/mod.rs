@@ -151,6 +151,12 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
         self.board().running()
     }
 
+    /// Workers by name: those that ran this gateway's jobs and, over RabbitMQ, every worker
+    /// announcing itself, with the jobs of [`running`](Self::running) each runs.
+    fn workers_seen(&self) -> Vec<WorkerSeen> {
+        self.board().workers()
+    }
+
     /// Whether the backend can take work now.
     fn health(&self) -> BackendHealth;
 }
@@ -185,6 +191,8 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
 /// What a worker offers: its Ollama's models and whether that Ollama answers.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerAnnouncement {
+    /// The worker's name, the one its claims carry.
+    pub worker: String,
     /// `/api/tags` entries, as JSON.
     pub models: Vec<serde_json::Value>,
     /// Whether the last check of Ollama succeeded.

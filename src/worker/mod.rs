@@ -68,6 +68,7 @@ impl Worker {
         loop {
             let announcement = match self.ollama.tags().await {
                 Ok(tags) => WorkerAnnouncement {
+                    worker: self.name.clone(),
                     models: tags
                         .models
                         .iter()
@@ -77,7 +78,10 @@ impl Worker {
                 },
                 Err(e) => {
                     tracing::debug!(error = %e, "Ollama did not list its models");
-                    WorkerAnnouncement::default()
+                    WorkerAnnouncement {
+                        worker: self.name.clone(),
+                        ..WorkerAnnouncement::default()
+                    }
                 }
             };
             self.queue.announce(&announcement).await;

@@ -252,6 +252,18 @@ async fn every_gateway_reports_the_whole_queue() {
         (Some("pro"), Some("pro"), Some("llama3.2:latest")),
         "{running}"
     );
+    // So does the worker running it, with its slots, though it never ran a job for g2.
+    let workers = &running["workers"];
+    assert_eq!(workers.as_array().map(Vec::len), Some(1), "{running}");
+    assert_eq!(
+        (
+            workers[0]["name"].as_str(),
+            workers[0]["slots"].as_u64(),
+            workers[0]["running"].as_u64()
+        ),
+        (job["worker"].as_str(), Some(1), Some(1)),
+        "{running}"
+    );
     let at_g1 = c.send(&g1, &key, "at g1");
     let at_g2 = c.send(&g2, &key, "at g2");
     c.wait_queued(&g1, 2).await;

@@ -62,9 +62,10 @@ pub struct WorkerView {
     name: String,
     /// Generations it runs at once.
     slots: usize,
-    /// Jobs of this gateway it runs now.
+    /// Jobs it runs now (over RabbitMQ, for every gateway).
     running: usize,
-    /// Unix seconds of its last job start.
+    /// Unix seconds it was last heard from: its last job start or, over RabbitMQ, its last
+    /// announcement.
     last_seen: u64,
 }
 
@@ -88,7 +89,8 @@ pub struct QueueView {
     /// Running jobs of the whole system (over RabbitMQ, other gateways' too, as they last
     /// reported them about a second ago), oldest first.
     running: Vec<RunningJobView>,
-    /// Workers seen, by name.
+    /// Workers by name: those that ran this gateway's jobs and, over RabbitMQ, every worker
+    /// announcing itself.
     workers: Vec<WorkerView>,
 }
 
@@ -154,8 +156,7 @@ pub async fn show(
         .collect();
     let workers = state
         .queue
-        .board()
-        .workers()
+        .workers_seen()
         .into_iter()
         .map(|w: WorkerSeen| WorkerView {
             name: w.name,

@@ -184,7 +184,7 @@ impl WorkQueue for RabbitWorker {
             return;
         };
         let message = Announcement {
-            worker: self.inner.config.instance.clone(),
+            worker: announcement.worker.clone(),
             slots: usize::from(self.inner.slots),
             models: announcement.models.clone(),
             ollama_ok: announcement.ollama_ok,

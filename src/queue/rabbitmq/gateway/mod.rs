@@ -10,7 +10,7 @@ mod jobs;
 mod peers;
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::ollama::wire::ModelEntry;
 use crate::queue::priority::effective_level;
 use crate::queue::{
     BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
-    QueueSnapshot, RunningJob, TicketEvents,
+    QueueSnapshot, RunningJob, TicketEvents, WorkerSeen,
 };
 
 /// Events buffered per client; a client that falls this far behind is dropped.
@@ -147,13 +147,16 @@ impl RabbitGateway {
 }
 
 impl Inner {
-    fn live_workers(&self) -> Vec<Announcement> {
+    /// Workers heard from lately, with how long ago.
+    fn live_workers(&self) -> Vec<(Announcement, Duration)> {
         let mut seen = self
             .announcements
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         seen.retain(|_, (_, at)| at.elapsed() < WORKER_SILENCE);
-        seen.values().map(|(a, _)| a.clone()).collect()
+        seen.values()
+            .map(|(a, at)| (a.clone(), at.elapsed()))
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Tracked>> {
@@ -183,7 +186,7 @@ fn expired(job_id: &str) -> JobFailure {
 impl ModelDirectory for RabbitGateway {
     fn models(&self) -> Vec<ModelEntry> {
         let mut models: Vec<ModelEntry> = Vec::new();
-        for worker in self.inner.live_workers() {
+        for (worker, _) in self.inner.live_workers() {
             for value in worker.models {
                 if let Ok(entry) = serde_json::from_value::<ModelEntry>(value)
                     && !models.iter().any(|m| m.name == entry.name)
@@ -197,7 +200,7 @@ impl ModelDirectory for RabbitGateway {
 
     fn workers(&self) -> (usize, usize) {
         let live = self.inner.live_workers();
-        (live.len(), live.iter().filter(|w| w.ollama_ok).count())
+        (live.len(), live.iter().filter(|(w, _)| w.ollama_ok).count())
     }
 }
 
@@ -317,6 +320,35 @@ impl JobQueue for RabbitGateway {
         // Each job is on its owning gateway's board only, so the two lists never overlap.
         crate::queue::board::oldest_first(&mut jobs);
         jobs
+    }
+
+    fn workers_seen(&self) -> Vec<WorkerSeen> {
+        let running = self.running();
+        let now = crate::queue::board::unix_now();
+        let mut workers: BTreeMap<String, WorkerSeen> = self
+            .inner
+            .board
+            .workers()
+            .into_iter()
+            .map(|w| (w.name.clone(), w))
+            .collect();
+        for (announced, age) in self.inner.live_workers() {
+            let heard = now.saturating_sub(age.as_secs());
+            let worker = workers
+                .entry(announced.worker.clone())
+                .or_insert_with(|| WorkerSeen {
+                    name: announced.worker,
+                    slots: announced.slots,
+                    running: 0,
+                    last_seen: heard,
+                });
+            worker.slots = announced.slots;
+            worker.last_seen = worker.last_seen.max(heard);
+        }
+        for worker in workers.values_mut() {
+            worker.running = running.iter().filter(|j| j.worker == worker.name).count();
+        }
+        workers.into_values().collect()
     }
 
     fn health(&self) -> BackendHealth {
