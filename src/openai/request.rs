@@ -118,6 +118,9 @@ enum ResponseFormat {
 
 #[derive(Deserialize)]
 struct JsonSchema {
+    /// Ollama has no use for the name; it is read so a wrong type is refused as OpenAI does.
+    #[serde(rename = "name", default)]
+    _name: Option<String>,
     schema: Option<Map<String, Value>>,
 }
 
@@ -176,7 +179,7 @@ impl ChatRequest {
         let options = options(
             raw.options.unwrap_or_default(),
             &Sampling {
-                max_tokens: raw.max_completion_tokens.or(raw.max_tokens),
+                max_tokens: token_limit(raw.max_completion_tokens, raw.max_tokens)?,
                 temperature: raw.temperature,
                 top_p: raw.top_p,
                 seed: raw.seed,
@@ -280,18 +283,32 @@ struct Sampling {
     stop: Option<Stop>,
 }
 
+/// The answer's token limit: `max_completion_tokens`, else the older `max_tokens`. Each must be
+/// at least 1 when given, even the one that does not apply.
+fn token_limit(
+    max_completion_tokens: Option<u32>,
+    max_tokens: Option<u32>,
+) -> Result<Option<u32>, RequestError> {
+    for (param, value) in [
+        ("max_completion_tokens", max_completion_tokens),
+        ("max_tokens", max_tokens),
+    ] {
+        if value == Some(0) {
+            return Err(RequestError::new(
+                param,
+                format!("{param} must be at least 1"),
+            ));
+        }
+    }
+    Ok(max_completion_tokens.or(max_tokens))
+}
+
 /// Ollama's `options`: the client's own first, then the OpenAI fields it set explicitly.
 fn options(
     mut options: Map<String, Value>,
     s: &Sampling,
 ) -> Result<Map<String, Value>, RequestError> {
     if let Some(max) = s.max_tokens {
-        if max == 0 {
-            return Err(RequestError::new(
-                "max_tokens",
-                "max_tokens must be at least 1",
-            ));
-        }
         options.insert("num_predict".into(), json!(max));
     }
     if let Some(t) = s.temperature {

@@ -38,6 +38,14 @@ fn sampling_fields_map_to_options_and_max_completion_tokens_wins() {
     assert_eq!(o["num_ctx"], 8192);
     let only_max = native(&json!({"model": "m", "messages": user("hi"), "max_tokens": 5}));
     assert_eq!(only_max["options"]["num_predict"], 5);
+    // A zero limit is refused even where the other field would win.
+    for (zero, other) in [
+        ("max_tokens", "max_completion_tokens"),
+        ("max_completion_tokens", "max_tokens"),
+    ] {
+        let bad = parse(&json!({"model": "m", "messages": user("hi"), zero: 0, other: 5}));
+        assert_eq!(bad.unwrap_err().param.as_deref(), Some(zero));
+    }
 }
 
 #[test]
@@ -58,6 +66,16 @@ fn response_formats_map_to_ollama_format() {
     assert_eq!(
         bad.unwrap_err().param.as_deref(),
         Some("response_format.type")
+    );
+    let named_wrong = parse(&json!({"model": "m", "messages": user("x"),
+        "response_format": {"type": "json_schema", "json_schema": {"name": {}, "schema": {}}}}));
+    // serde reports errors inside a tagged enum at the enum itself.
+    let named_wrong = named_wrong.unwrap_err();
+    assert_eq!(named_wrong.param.as_deref(), Some("response_format"));
+    assert!(
+        named_wrong.message.contains("string"),
+        "{}",
+        named_wrong.message
     );
 }
 

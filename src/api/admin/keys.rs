@@ -26,8 +26,10 @@ use super::tiers::{invalid_tier, known};
 #[schema(example = json!({"name": "alice-laptop", "tier": "pro"}))]
 pub struct CreateKey {
     /// A label for people, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// One of the configured tiers (`GET /admin/tiers`).
+    #[schema(min_length = 1)]
     tier: String,
     /// `user` (the default) may call the OpenAI routes; `admin` also the admin API.
     #[serde(default)]
@@ -42,10 +44,11 @@ pub struct CreateKey {
 /// Body of `PATCH /admin/keys/{id}`: the fields to change, at least one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"tier": "enterprise"}))]
+#[schema(example = json!({"tier": "enterprise"}), min_properties = 1)]
 pub struct UpdateKey {
     /// A new label, 1 to 200 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     /// A new tier; the key's next requests are queued at it.
     #[serde(default)]
@@ -257,7 +260,7 @@ pub async fn list(
     tag = "keys",
     operation_id = "getKey",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
+    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB", pattern = "^key_[A-Za-z0-9]{16}$")),
     responses(
         (status = 200, description = "The key.", body = KeyView),
         BadRequest,
@@ -282,7 +285,7 @@ pub async fn get(
     tag = "keys",
     operation_id = "updateKey",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
+    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB", pattern = "^key_[A-Za-z0-9]{16}$")),
     request_body = UpdateKey,
     responses(
         (status = 200, description = "The changed key.", body = KeyView),
@@ -341,7 +344,7 @@ pub async fn update(
     tag = "keys",
     operation_id = "revokeKey",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB")),
+    params(("id" = String, Path, description = "The key's id.", example = "key_7fQ2mZpXc9LkT1aB", pattern = "^key_[A-Za-z0-9]{16}$")),
     responses(
         (status = 200, description = "The revoked key.", body = KeyView),
         BadRequest,

@@ -23,6 +23,7 @@ use super::chat_response::{FunctionType, ToolCall};
 pub struct ChatCompletionRequest {
     /// An installed model (`llama3.2` means `llama3.2:latest`, as in Ollama), a configured
     /// alias, or `default` for the model the admins selected. Unknown: 404 `model_not_found`.
+    #[schema(min_length = 1)]
     pub model: String,
     /// The conversation; at least one message.
     #[schema(min_items = 1)]
@@ -33,10 +34,10 @@ pub struct ChatCompletionRequest {
     /// Stream settings.
     pub stream_options: Option<StreamOptions>,
     /// Most tokens to generate; `max_completion_tokens` wins when both are set.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub max_tokens: Option<u32>,
     /// Most tokens to generate.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub max_completion_tokens: Option<u32>,
     /// Sampling temperature.
     #[schema(minimum = 0, maximum = 2)]
