@@ -200,6 +200,7 @@ pub struct Tool {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FunctionDefinition {
     /// Its name.
+    #[schema(min_length = 1)]
     pub name: String,
     /// What it does.
     pub description: Option<String>,
