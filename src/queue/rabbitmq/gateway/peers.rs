@@ -36,7 +36,7 @@ pub(super) enum PeerMessage {
 }
 
 /// What one other gateway last reported.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct PeerState {
     snapshot: QueueSnapshot,
     jobs: Vec<RunningJob>,
@@ -65,21 +65,26 @@ impl Peers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn fresh(&self) -> Vec<PeerState> {
+    /// The states still fresh, stale ones dropped. Callers read them in place: admission asks
+    /// on every request, and copying the peers' job lists there would cost for nothing.
+    fn fresh(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerState>> {
         let mut states = self.lock();
         states.retain(|_, state| state.at.elapsed() < STALE_AFTER);
-        states.values().cloned().collect()
+        states
     }
 
     /// The jobs the other gateways' clients have running.
     pub(super) fn running_jobs(&self) -> Vec<RunningJob> {
-        self.fresh().into_iter().flat_map(|s| s.jobs).collect()
+        self.fresh()
+            .values()
+            .flat_map(|s| s.jobs.iter().cloned())
+            .collect()
     }
 
     /// Jobs of `tier` queued at other gateways.
     pub(super) fn queued_in(&self, tier: &str) -> usize {
         self.fresh()
-            .iter()
+            .values()
             .flat_map(|s| &s.snapshot.tiers)
             .filter(|t| t.tier == tier)
             .map(|t| t.queued)
@@ -89,15 +94,15 @@ impl Peers {
     /// `local` plus what the other gateways reported.
     pub(super) fn merged(&self, local: QueueSnapshot) -> QueueSnapshot {
         let mut merged = local;
-        for PeerState { snapshot, .. } in self.fresh() {
+        for PeerState { snapshot, .. } in self.fresh().values() {
             merged.running += snapshot.running;
-            for depth in snapshot.tiers {
+            for depth in &snapshot.tiers {
                 match merged.tiers.iter_mut().find(|t| t.tier == depth.tier) {
                     Some(t) => {
                         t.queued += depth.queued;
                         t.oldest_wait_secs = t.oldest_wait_secs.max(depth.oldest_wait_secs);
                     }
-                    None => merged.tiers.push(depth),
+                    None => merged.tiers.push(depth.clone()),
                 }
             }
         }
