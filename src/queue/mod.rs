@@ -188,11 +188,13 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
     async fn announce(&self, _announcement: &WorkerAnnouncement) {}
 }
 
-/// What a worker offers: its Ollama's models and whether that Ollama answers.
-#[derive(Debug, Clone, Default)]
+/// What a worker offers: its name and slots, its Ollama's models and whether that Ollama answers.
+#[derive(Debug, Clone)]
 pub struct WorkerAnnouncement {
     /// The worker's name, the one its claims carry.
     pub worker: String,
+    /// Generations it runs at once, as its claims say.
+    pub slots: usize,
     /// `/api/tags` entries, as JSON.
     pub models: Vec<serde_json::Value>,
     /// Whether the last check of Ollama succeeded.

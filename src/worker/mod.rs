@@ -66,23 +66,24 @@ impl Worker {
     /// Announces this worker's models every few seconds.
     async fn announce_loop(self, shutdown: CancellationToken) {
         loop {
-            let announcement = match self.ollama.tags().await {
-                Ok(tags) => WorkerAnnouncement {
-                    worker: self.name.clone(),
-                    models: tags
-                        .models
+            let (models, ollama_ok) = match self.ollama.tags().await {
+                Ok(tags) => (
+                    tags.models
                         .iter()
                         .filter_map(|m| serde_json::to_value(m).ok())
                         .collect(),
-                    ollama_ok: true,
-                },
+                    true,
+                ),
                 Err(e) => {
                     tracing::debug!(error = %e, "Ollama did not list its models");
-                    WorkerAnnouncement {
-                        worker: self.name.clone(),
-                        ..WorkerAnnouncement::default()
-                    }
+                    (Vec::new(), false)
                 }
+            };
+            let announcement = WorkerAnnouncement {
+                worker: self.name.clone(),
+                slots: self.slots,
+                models,
+                ollama_ok,
             };
             self.queue.announce(&announcement).await;
             tokio::select! {

@@ -185,7 +185,7 @@ impl WorkQueue for RabbitWorker {
         };
         let message = Announcement {
             worker: announcement.worker.clone(),
-            slots: usize::from(self.inner.slots),
+            slots: announcement.slots,
             models: announcement.models.clone(),
             ollama_ok: announcement.ollama_ok,
         };
