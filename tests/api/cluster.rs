@@ -38,7 +38,8 @@ pub fn test_prefix() -> String {
 /// leaves nothing on a developer's broker. Drop it after the processes using it have stopped.
 pub struct Namespace {
     pub prefix: String,
-    url: String,
+    /// The broker it lives on.
+    pub url: String,
 }
 
 impl Namespace {
@@ -92,7 +93,6 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
 
 /// A broker namespace, a key store the gateways share, and an HTTP client.
 pub struct Cluster {
-    amqp_url: String,
     namespace: Namespace,
     dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -107,8 +107,7 @@ impl Cluster {
     /// A cluster on the broker at `amqp_url`.
     pub fn on(amqp_url: String) -> Self {
         Self {
-            namespace: Namespace::new(amqp_url.clone()),
-            amqp_url,
+            namespace: Namespace::new(amqp_url),
             dir: tempfile::tempdir().unwrap(),
             http: reqwest::Client::new(),
         }
@@ -116,7 +115,7 @@ impl Cluster {
 
     fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
         vec![
-            ("SEADRAGON_AMQP_URL", self.amqp_url.clone()),
+            ("SEADRAGON_AMQP_URL", self.namespace.url.clone()),
             ("SEADRAGON_AMQP_PREFIX", self.namespace.prefix.clone()),
             (
                 "SEADRAGON_DATABASE_URL",
