@@ -2,7 +2,6 @@
 //! HTTP server. `main` and the integration tests both go through [`App::build_role`], so the
 //! code under test is the code that runs.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::auth::{KeyStore, Role as KeyRole, StoreError};
 use crate::catalog::{ModelCatalog, ModelSource};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TierConfig};
 use crate::limits::Limits;
 use crate::ollama::{OllamaClient, OllamaError};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
-use crate::queue::{JobQueue, QueueSnapshot, WorkQueue};
+use crate::queue::{JobQueue, QueuePolicy, QueueSnapshot, WorkQueue};
 use crate::worker::Worker;
 
 /// Which parts of the system this process runs (DESIGN §1).
@@ -102,18 +101,13 @@ impl App {
                 ));
             }
         };
-        let aging = config.aging_interval;
-        let max_queued: HashMap<String, usize> = config
-            .tiers
-            .iter()
-            .map(|t| (t.name.clone(), t.max_queued))
-            .collect();
+        let policy = config.queue_policy();
         let slots = u16::try_from(config.slots).unwrap_or(u16::MAX);
         let Queues {
             backend,
             jobs,
             work,
-        } = open_queues(rabbit, role, aging, max_queued, slots);
+        } = open_queues(rabbit, role, policy, slots);
 
         let ollama = OllamaClient::new(config.ollama_url.clone())?;
         if role != Role::Gateway
@@ -161,7 +155,15 @@ impl App {
                         config
                             .tiers
                             .iter()
-                            .map(|t| (t.name.clone(), t.clone()))
+                            .map(|t| {
+                                // Admin views show each tier's starvation time, default or not.
+                                let starvation = t.starvation(config.default_starvation);
+                                let tier = TierConfig {
+                                    starvation_secs: Some(starvation.as_secs_f64()),
+                                    ..t.clone()
+                                };
+                                (t.name.clone(), tier)
+                            })
                             .collect(),
                     ),
                     keepalive: config.keepalive_interval,
@@ -285,20 +287,18 @@ struct Queues {
 fn open_queues(
     rabbit: Option<RabbitConfig>,
     role: Role,
-    aging: Duration,
-    max_queued: HashMap<String, usize>,
+    policy: QueuePolicy,
     slots: u16,
 ) -> Queues {
     let Some(rabbit) = rabbit else {
-        let queue = EmbeddedQueue::new(aging, max_queued);
+        let queue = EmbeddedQueue::new(policy);
         return Queues {
             backend: Backend::Embedded(queue.clone()),
             jobs: Some(Arc::new(queue.clone())),
             work: Some(Arc::new(queue)),
         };
     };
-    let gateway =
-        (role != Role::Worker).then(|| RabbitGateway::start(rabbit.clone(), aging, max_queued));
+    let gateway = (role != Role::Worker).then(|| RabbitGateway::start(rabbit.clone(), policy));
     let worker = (role != Role::Gateway).then(|| {
         let mut config = rabbit.clone();
         config.instance = format!("{}-w", rabbit.instance);

@@ -9,8 +9,9 @@
 //! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
 //!   shared by the gateway (request side) and the worker (stream side).
-//! - [`queue`]: the traits the gateway and the workers share, the priority and aging arithmetic,
-//!   and the embedded backend.
+//! - [`queue`]: the traits the gateway and the workers share, the scheduling rule (levels,
+//!   rationed rescues of starving jobs, predicted waits), the slow-client policy,
+//!   and both backends (embedded and RabbitMQ).
 //! - [`worker`]: takes jobs in priority order and relays them to Ollama.
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.

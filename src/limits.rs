@@ -190,6 +190,7 @@ mod tests {
             max_concurrent,
             max_queued: 10,
             max_wait_secs: 10,
+            starvation_secs: None,
         }
     }
 

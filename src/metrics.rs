@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::queue::{JobBoard, JobEnd, JobReport, QueueSnapshot};
+use crate::queue::{JobBoard, JobEnd, JobReport, QueueSnapshot, SchedulingView};
 
 type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
@@ -23,6 +23,9 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
+    shed: Family<Labels, Counter>,
+    rescues: Family<Labels, Counter>,
+    starving: Family<Labels, Gauge>,
     failures: Family<Labels, Counter>,
     tokens: Family<Labels, Counter>,
     queue_wait: Histograms,
@@ -50,6 +53,9 @@ impl Default for Metrics {
             registry: Mutex::new(Registry::with_prefix("seadragon")),
             requests: Family::default(),
             refusals: Family::default(),
+            shed: Family::default(),
+            rescues: Family::default(),
+            starving: Family::default(),
             failures: Family::default(),
             tokens: Family::default(),
             queue_wait: Family::new_with_constructor(seconds_histogram),
@@ -72,6 +78,21 @@ impl Default for Metrics {
                 "refusals",
                 "Requests refused by a limit, by tier and reason",
                 m.refusals.clone(),
+            );
+            r.register(
+                "shed",
+                "Requests refused at admission because their predicted queue wait exceeded the tier's max wait",
+                m.shed.clone(),
+            );
+            r.register(
+                "rescues",
+                "Starving jobs this gateway lifted above every tier, by tier",
+                m.rescues.clone(),
+            );
+            r.register(
+                "queue_starving",
+                "Queued jobs waiting longer than their tier's starvation time",
+                m.starving.clone(),
             );
             r.register("job_failures", "Jobs that failed after queueing (Ollama errors, expiry, clears), by tier and HTTP status", m.failures.clone());
             r.register(
@@ -134,6 +155,12 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a request shed at admission: its predicted wait exceeded its tier's max wait.
+    pub fn shed(&self, tier: &str) {
+        self.shed.get_or_create(&labels(&[("tier", tier)])).inc();
+        self.refused(tier, "queue_full");
+    }
+
     /// Records how a queued request ended.
     pub fn job_ended(&self, tier: &str, model: &str, report: &JobReport) {
         let outcome = match report.end {
@@ -190,11 +217,25 @@ impl Metrics {
     }
 
     /// The OpenMetrics text, with the queue and worker gauges as they are now.
-    pub fn render(&self, snapshot: &QueueSnapshot, board: &JobBoard) -> String {
+    pub fn render(
+        &self,
+        snapshot: &QueueSnapshot,
+        scheduling: &SchedulingView,
+        board: &JobBoard,
+    ) -> String {
         self.queue_depth.clear();
         self.oldest_wait.clear();
+        self.starving.clear();
+        for (tier, &total) in &scheduling.rescues {
+            // The queue counts rescues itself; the counter catches up to it.
+            let counter = self.rescues.get_or_create(&labels(&[("tier", tier)]));
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         for t in &snapshot.tiers {
             let tier = labels(&[("tier", &t.tier)]);
+            self.starving
+                .get_or_create(&tier)
+                .set(i64::try_from(t.starving).unwrap_or(i64::MAX));
             self.queue_depth
                 .get_or_create(&tier)
                 .set(i64::try_from(t.queued).unwrap_or(i64::MAX));
@@ -242,7 +283,11 @@ mod tests {
             },
         );
         m.refused("free", "rate");
-        let text = m.render(&QueueSnapshot::default(), &JobBoard::default());
+        let text = m.render(
+            &QueueSnapshot::default(),
+            &SchedulingView::default(),
+            &JobBoard::default(),
+        );
         assert!(
             text.contains(r#"seadragon_requests_total{tier="pro",outcome="completed"} 1"#),
             "{text}"

@@ -14,7 +14,7 @@ use super::state::AppState;
 use super::stream;
 use crate::openai::ChatRequest;
 use crate::openai::render::{CompletionBuilder, ResponseMeta};
-use crate::queue::priority::base_level;
+use crate::queue::schedule::base_level;
 use crate::queue::{Job, JobEvent, JobTicket, QueueError};
 
 #[utoipa::path(
@@ -76,6 +76,10 @@ pub async fn create(
         Ok(ticket) => ticket,
         Err(QueueError::TierFull { tier, max_queued }) => {
             return Err(queue_full(&state, &tier, max_queued));
+        }
+        Err(e @ QueueError::WouldWait { .. }) => {
+            state.stats.metrics().shed(&tier.name);
+            return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };

@@ -232,6 +232,13 @@ impl From<QueueError> for ApiError {
                 message: format!("{e}; retry later"),
                 retry_after: Duration::from_secs(1),
             },
+            QueueError::WouldWait { wait, max_wait, .. } => Self::QueueFull {
+                message: format!("{e}; retry later"),
+                // By then the queue ahead should have drained by the excess.
+                retry_after: wait
+                    .saturating_sub(max_wait)
+                    .clamp(Duration::from_secs(1), Duration::from_secs(600)),
+            },
             QueueError::Closed | QueueError::ClientGone | QueueError::Unavailable(_) => {
                 Self::Unavailable(e.to_string())
             }

@@ -1,5 +1,6 @@
 //! The SSE answer: exact `data: <chunk>\n\n` frames, `data: [DONE]`, and comment keep-alives
-//! (`: queued position=N tier=pro`) while the job waits, so proxies and SDKs do not time out.
+//! (`: queued position=N tier=pro eta_secs=E`) while the job waits, so proxies and SDKs do not
+//! time out.
 //!
 //! The status line is held back until the first real event or the first keep-alive is due:
 //! a job that fails before that (unknown model on Ollama, Ollama down) still gets a proper
@@ -18,7 +19,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::limits::InFlight;
 use crate::openai::render::{ResponseMeta, error_event};
-use crate::queue::{JobEvent, JobQueue, JobTicket};
+use crate::queue::{JobEvent, JobQueue, JobStanding, JobTicket};
 
 /// Starts the SSE answer for a queued job.
 pub async fn respond(
@@ -160,12 +161,21 @@ impl SseStream {
     }
 
     fn keepalive_comment(&self) -> Bytes {
-        match self.queue.position(self.ticket.id()) {
-            Some(position) if !self.running => Bytes::from(format!(
-                ": queued position={position} tier={}\n\n",
-                self.tier
-            )),
+        match self.queue.standing(self.ticket.id()) {
+            Some(standing) if !self.running => Bytes::from(keepalive(&self.tier, standing)),
             _ => Bytes::from_static(b": running\n\n"),
         }
+    }
+}
+
+/// `: queued position=N tier=T eta_secs=E`; the estimate is left out on a cold system.
+fn keepalive(tier: &str, standing: JobStanding) -> String {
+    let position = standing.position;
+    match standing.eta {
+        Some(eta) => format!(
+            ": queued position={position} tier={tier} eta_secs={}\n\n",
+            eta.as_secs_f64().ceil()
+        ),
+        None => format!(": queued position={position} tier={tier}\n\n"),
     }
 }

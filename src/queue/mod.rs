@@ -8,102 +8,34 @@
 //!
 //! The traits are object-safe through `async_trait` because the backend is chosen at start-up
 //! (embedded or RabbitMQ) and the rest of the system holds `Arc<dyn ...>` handles.
+//!
+//! - [`job`]: what travels (the job, its events, its failure);
+//! - [`ticket`]: the gateway's handle on one job;
+//! - [`schedule`]: the scheduling rule (levels, rationed rescues, predicted waits) as pure
+//!   arithmetic; [`policy`]: its settings; [`pacing`]: the rule for clients that stop reading;
+//! - [`embedded`] and [`rabbitmq`]: the two backends; [`board`]: running jobs and workers.
 
 pub(crate) mod board;
 pub mod embedded;
-pub mod priority;
+pub mod job;
+pub mod ledger;
+pub mod pacing;
+pub mod policy;
 pub mod rabbitmq;
+pub mod schedule;
+pub mod ticket;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::openai::{Delta, Usage};
-
 pub use board::{JobBoard, RunningJob, WorkerSeen};
-
-/// A chat generation waiting for, or running on, a worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    /// Unique id (`job_...`).
-    pub id: String,
-    /// Tier of the caller's key.
-    pub tier: String,
-    /// Level the job starts at (tier priority, lowered for flex work).
-    pub base_level: u8,
-    /// Id of the caller's key, for admin views.
-    pub key_id: String,
-    /// Installed model the job runs on.
-    pub model: String,
-    /// Ollama's native `/api/chat` body, serialized once by the gateway: queued jobs stay
-    /// small, workers send it as it is, and copies of the job (a worker's first call, a
-    /// re-published copy) share it, however large its images.
-    pub body: Arc<serde_json::value::RawValue>,
-    /// How long the job may wait in the queue before it fails without running.
-    pub max_wait: Duration,
-    /// Unix milliseconds when the gateway accepted it; with `max_wait`, how long a worker may
-    /// keep retrying an Ollama that is down or busy.
-    pub enqueued_at_ms: u64,
-}
-
-/// What the client's ticket learns about a job, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum JobEvent {
-    /// A worker's claim was granted; it is calling Ollama. Reported by the queue backend at
-    /// the grant, never sent by the worker.
-    Started {
-        /// The worker's name.
-        worker: String,
-        /// Generations the worker runs at once.
-        slots: usize,
-    },
-    /// Part of the answer.
-    Delta(Delta),
-    /// The answer is complete.
-    Finished {
-        /// OpenAI finish reason.
-        finish_reason: String,
-        /// Token counts.
-        usage: Usage,
-    },
-    /// The job failed; nothing more follows.
-    Failed(JobFailure),
-}
-
-/// Why a job failed, with the HTTP status a client should see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobFailure {
-    /// HTTP status (400 bad request to Ollama, 404 unknown model, 503 unavailable, ...).
-    pub status: u16,
-    /// Message for the client.
-    pub message: String,
-}
-
-impl Job {
-    /// Time left of the job's allowed wait (zero when it is used up).
-    pub fn wait_left(&self) -> Duration {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let waited = Duration::from_millis(now_ms.saturating_sub(self.enqueued_at_ms));
-        self.max_wait.saturating_sub(waited)
-    }
-}
-
-impl JobFailure {
-    /// A failure with this status and message.
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
+pub use job::{Job, JobEvent, JobFailure};
+pub use policy::{QueuePolicy, TierRule};
+pub use ticket::{Claimed, JobEnd, JobReport, JobTicket, TicketEvents};
 
 /// Errors of the queue itself (not of the job).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +47,21 @@ pub enum QueueError {
         tier: String,
         /// Its limit.
         max_queued: usize,
+    },
+    /// The job would wait longer than its tier allows, judging by the queue ahead of it and
+    /// the recent dispatch rate: refused now rather than failed at its deadline.
+    #[error(
+        "the {tier} tier's queue is too long: the predicted wait of {} s exceeds its limit of {} s",
+        wait.as_secs(),
+        max_wait.as_secs()
+    )]
+    WouldWait {
+        /// The tier.
+        tier: String,
+        /// The predicted wait.
+        wait: Duration,
+        /// The tier's limit.
+        max_wait: Duration,
     },
     /// The queue is shutting down.
     #[error("the queue is shutting down")]
@@ -133,8 +80,11 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Admits and queues a job. Refused when its tier is full or the queue is closed.
     async fn submit(&self, job: Job) -> Result<JobTicket, QueueError>;
 
-    /// How many jobs would be dispatched before this one; `None` once it runs or is gone.
-    fn position(&self, job_id: &str) -> Option<usize>;
+    /// Where a queued job stands; `None` once it runs or is gone.
+    fn standing(&self, job_id: &str) -> Option<JobStanding>;
+
+    /// The rescue share and dispatch rate in use.
+    fn scheduling(&self) -> SchedulingView;
 
     /// Queue depth and oldest wait per tier.
     fn snapshot(&self) -> QueueSnapshot;
@@ -230,202 +180,26 @@ pub trait Assignment: Send + std::fmt::Debug {
     async fn finish(self: Box<Self>);
 }
 
-/// The gateway's handle on a submitted job. Dropping it cancels the job.
-#[derive(Debug)]
-pub struct JobTicket {
-    job: Arc<Job>,
-    events: TicketEvents,
-    /// Cancels the running job when the ticket is dropped (backends that open events on claim).
-    _cancel_running: Option<tokio_util::sync::DropGuard>,
-    board: Arc<JobBoard>,
-    submitted: Instant,
-    report: JobReport,
-    on_end: OnEnd,
-    _cancel_on_drop: CancelOnDrop,
+/// Where a queued job stands, for keep-alives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobStanding {
+    /// How many jobs the normal order dispatches before this one.
+    pub position: usize,
+    /// The predicted wait, counting rescues; `None` on a cold system.
+    pub eta: Option<Duration>,
 }
 
-/// Where a ticket reads its job's events from.
-#[derive(Debug)]
-pub enum TicketEvents {
-    /// The events flow through this channel from submission on.
-    Open(mpsc::Receiver<JobEvent>),
-    /// The backend opens the channel when a worker claims the job, so a queued job holds no
-    /// event buffer; a job that fails before any claim sends its failure instead.
-    OnClaim(oneshot::Receiver<Result<Claimed, JobFailure>>),
-    /// A failure before the claim was delivered; nothing more follows.
-    Ended,
-}
-
-/// What a ticket receives when a worker claims its job (see [`TicketEvents::OnClaim`]).
-#[derive(Debug)]
-pub struct Claimed {
-    /// The job's events from now on.
-    pub events: mpsc::Receiver<JobEvent>,
-    /// Cancelled when the ticket is dropped, so the worker stops generating.
-    pub cancel: CancellationToken,
-}
-
-/// How a job went, as its ticket saw it; given to [`JobTicket::on_end`] when the ticket is
-/// dropped, i.e. when the gateway is done with the request, whatever the path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobReport {
-    /// From submission to the worker's start; `None` when the job never started.
-    pub queue_wait: Option<Duration>,
-    /// From submission to the first delta; `None` when none came.
-    pub first_token: Option<Duration>,
-    /// From the worker's start to the finished answer.
-    pub generation: Option<Duration>,
-    /// Token counts of a finished job.
-    pub usage: Option<Usage>,
-    /// How it ended.
-    pub end: JobEnd,
-}
-
-/// How a job ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum JobEnd {
-    /// The gateway let go before a final event: the client left.
-    #[default]
-    Abandoned,
-    /// The answer is complete.
-    Finished,
-    /// The job failed with this HTTP status (cleared, expired, Ollama errors, ...).
-    Failed(u16),
-    /// The events stopped without a final one (a worker lost beyond recovery).
-    Lost,
-}
-
-impl JobTicket {
-    /// A ticket reading `events` of `job`; `on_drop` runs when the gateway lets go of the job.
-    pub fn new(
-        job: Arc<Job>,
-        events: TicketEvents,
-        board: Arc<JobBoard>,
-        on_drop: impl FnOnce() + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            job,
-            events,
-            _cancel_running: None,
-            board,
-            submitted: Instant::now(),
-            report: JobReport::default(),
-            on_end: OnEnd(None),
-            _cancel_on_drop: CancelOnDrop(Some(Box::new(on_drop))),
-        }
-    }
-
-    /// The job's id.
-    pub fn id(&self) -> &str {
-        &self.job.id
-    }
-
-    /// Calls `report` once with how the job went, when the ticket is dropped.
-    pub fn on_end(&mut self, report: impl FnOnce(&JobReport) + Send + Sync + 'static) {
-        self.on_end = OnEnd(Some(Box::new(report)));
-    }
-
-    /// The next event; `None` when the job ended without a final event (e.g. a worker crash
-    /// the backend could not recover from).
-    pub async fn next_event(&mut self) -> Option<JobEvent> {
-        let event = self.receive().await;
-        match &event {
-            Some(JobEvent::Started { worker, slots }) => {
-                self.board.started(&self.job, worker, *slots);
-                self.report.queue_wait = Some(self.submitted.elapsed());
-            }
-            Some(JobEvent::Delta(_)) => {
-                self.board.token(&self.job.id);
-                if self.report.first_token.is_none() {
-                    self.report.first_token = Some(self.submitted.elapsed());
-                }
-            }
-            Some(JobEvent::Finished { usage, .. }) => {
-                self.board.ended(&self.job.id);
-                (self.report.usage, self.report.end) = (Some(*usage), JobEnd::Finished);
-                self.report.generation = self
-                    .report
-                    .queue_wait
-                    .map(|wait| self.submitted.elapsed().saturating_sub(wait));
-            }
-            Some(JobEvent::Failed(failure)) => {
-                self.board.ended(&self.job.id);
-                self.report.end = JobEnd::Failed(failure.status);
-            }
-            None => {
-                self.board.ended(&self.job.id);
-                self.report.end = JobEnd::Lost;
-            }
-        }
-        event
-    }
-
-    /// Reads the next event, first waiting for the claim where the backend opens events then.
-    /// Cancel-safe: a claim that arrives stays in the oneshot until it is read.
-    async fn receive(&mut self) -> Option<JobEvent> {
-        loop {
-            match &mut self.events {
-                TicketEvents::Open(events) => return events.recv().await,
-                TicketEvents::Ended => return None,
-                TicketEvents::OnClaim(claim) => match claim.await {
-                    Ok(Ok(claimed)) => {
-                        self._cancel_running = Some(claimed.cancel.drop_guard());
-                        self.events = TicketEvents::Open(claimed.events);
-                    }
-                    Ok(Err(failure)) => {
-                        self.events = TicketEvents::Ended;
-                        return Some(JobEvent::Failed(failure));
-                    }
-                    Err(_) => {
-                        self.events = TicketEvents::Ended;
-                        return None;
-                    }
-                },
-            }
-        }
-    }
-}
-
-impl Drop for JobTicket {
-    fn drop(&mut self) {
-        // A claim that arrived but was never read still has a worker to stop.
-        if let TicketEvents::OnClaim(claim) = &mut self.events
-            && let Ok(Ok(claimed)) = claim.try_recv()
-        {
-            claimed.cancel.cancel();
-        }
-        self.board.ended(&self.job.id);
-        if let Some(report) = self.on_end.0.take() {
-            report(&self.report);
-        }
-    }
-}
-
-/// What [`JobTicket::on_end`] runs.
-type EndReport = Box<dyn FnOnce(&JobReport) + Send + Sync>;
-
-struct OnEnd(Option<EndReport>);
-
-impl std::fmt::Debug for OnEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OnEnd")
-    }
-}
-
-struct CancelOnDrop(Option<Box<dyn FnOnce() + Send + Sync>>);
-
-impl std::fmt::Debug for CancelOnDrop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CancelOnDrop")
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(cancel) = self.0.take() {
-            cancel();
-        }
-    }
+/// The scheduling rule at work, for admin views and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchedulingView {
+    /// The configured most of the dispatches that rescues may take.
+    pub rescue_share: f64,
+    /// The share of the last minute's dispatches that were rescues.
+    pub recent_rescue_share: f64,
+    /// Dispatches per second over the last minute; `None` before the first.
+    pub throughput_per_sec: Option<f64>,
+    /// Jobs this gateway rescued since it started, by tier.
+    pub rescues: BTreeMap<String, u64>,
 }
 
 /// Queue state per tier, for admin views and health.
@@ -446,6 +220,9 @@ pub struct TierDepth {
     pub queued: usize,
     /// Wait of the oldest queued job, in seconds.
     pub oldest_wait_secs: f64,
+    /// Jobs queued longer than the tier's starvation time.
+    #[serde(default)]
+    pub starving: usize,
 }
 
 impl QueueSnapshot {

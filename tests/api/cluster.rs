@@ -113,7 +113,7 @@ impl Cluster {
         }
     }
 
-    fn env(&self, ollama: &str, aging_secs: &str) -> Vec<(&'static str, String)> {
+    fn env(&self, ollama: &str, starvation_secs: &str) -> Vec<(&'static str, String)> {
         vec![
             ("SEADRAGON_AMQP_URL", self.namespace.url.clone()),
             ("SEADRAGON_AMQP_PREFIX", self.namespace.prefix.clone()),
@@ -123,14 +123,18 @@ impl Cluster {
             ),
             ("SEADRAGON_OLLAMA_URL", ollama.to_owned()),
             ("SEADRAGON_ADMIN_KEY", ADMIN_KEY.to_owned()),
-            ("SEADRAGON_AGING_SECS", aging_secs.to_owned()),
+            ("SEADRAGON_AGING_SECS", starvation_secs.to_owned()),
             ("SEADRAGON_KEEPALIVE_SECS", "1".to_owned()),
         ]
     }
 
-    pub async fn gateway(&self, aging_secs: &str) -> Process {
+    pub async fn gateway(&self, starvation_secs: &str) -> Process {
         // A gateway has no Ollama: it learns the models from the workers' announcements.
-        spawn(&["gateway"], &self.env("http://127.0.0.1:9", aging_secs)).await
+        spawn(
+            &["gateway"],
+            &self.env("http://127.0.0.1:9", starvation_secs),
+        )
+        .await
     }
 
     pub async fn worker(&self, ollama: &FakeOllama) -> Process {

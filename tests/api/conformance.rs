@@ -322,7 +322,7 @@ fn the_checker_refuses_undocumented_fields_wrong_types_and_missing_required_ones
     let doc = serde_json::to_value(seadragon::api::openapi()).unwrap();
     let tier = json!({"$ref": "#/components/schemas/TierView"});
     let good = json!({"name": "pro", "priority": 2, "requests_per_minute": 600,
-        "max_concurrent": 16, "max_queued": 1000, "max_wait_secs": 600});
+        "max_concurrent": 16, "max_queued": 1000, "max_wait_secs": 600, "starvation_secs": 30.0});
     check(&doc, &tier, &good, "$").unwrap();
     let mut extra = good.clone();
     extra["colour"] = json!("red");

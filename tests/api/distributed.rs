@@ -1,5 +1,5 @@
 //! Gateways and workers as separate `seadragon` processes sharing one real RabbitMQ: priority
-//! across processes, aging under a flood, streams, and processes dying mid-work.
+//! across processes, rescues under a flood, streams, and processes dying mid-work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ async fn a_free_job_is_not_starved_by_an_enterprise_flood_and_no_job_runs_twice(
     }
     all_ok(handles).await;
     // Workers start Ollama while a claim is in flight and drop the request when it is denied
-    // (a stale aged copy), so what counts is which generations ran to the end, and in what
+    // (the losing copy of a rescued job), so what counts is which generations ran to the end, and in what
     // order: the fake runs one at a time.
     let started = fake.finished();
     assert_eq!(started.len(), 22, "{started:?}");
@@ -93,7 +93,7 @@ async fn a_free_job_is_not_starved_by_an_enterprise_flood_and_no_job_runs_twice(
     unique.dedup();
     assert_eq!(unique.len(), started.len(), "a job ran twice: {started:?}");
     let position = |p: &str| started.iter().position(|s| s == p).unwrap();
-    // The free job reached the top level after three intervals (0.6 s); enterprise jobs
+    // The free job starved after 0.2 s and was rescued above every tier; enterprise jobs
     // submitted well after that never overtake it.
     for late in 9..20 {
         assert!(

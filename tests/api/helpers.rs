@@ -18,7 +18,10 @@ pub const ADMIN_KEY: &str = "test-admin-secret";
 /// Knobs a test may turn before the app starts.
 pub struct Options {
     pub slots: usize,
-    pub aging: Duration,
+    /// Starvation time of every tier (`SEADRAGON_AGING_SECS`).
+    pub starvation: Duration,
+    /// How long a stalled streaming client may hold its job.
+    pub slow_client: Duration,
     pub keepalive: Duration,
     pub fake: FakeConfig,
     pub max_body_bytes: usize,
@@ -35,7 +38,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             slots: 1,
-            aging: Duration::from_secs(3600),
+            starvation: Duration::from_secs(3600),
+            slow_client: Duration::from_secs(30),
             keepalive: Duration::from_secs(5),
             fake: FakeConfig::default(),
             max_body_bytes: 1024 * 1024,
@@ -84,7 +88,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         database_url: format!("sqlite://{}", dir.path().join("keys.db").display()),
         admin_key: Some(ADMIN_KEY.to_owned()),
         slots: options.slots,
-        aging_interval: options.aging,
+        default_starvation: options.starvation,
+        slow_client: options.slow_client,
         keepalive_interval: options.keepalive,
         max_body_bytes: options.max_body_bytes,
         generation_timeout: options.generation_timeout,
@@ -121,6 +126,7 @@ pub fn tier(name: &str, priority: u8) -> TierConfig {
         max_concurrent: 1000,
         max_queued: 1000,
         max_wait_secs: 600,
+        starvation_secs: None,
     }
 }
 

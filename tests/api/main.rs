@@ -31,6 +31,7 @@ mod overload;
 mod process;
 mod queue_contract;
 mod scheduling;
+mod scheduling_bounds;
 mod sdk;
 mod shutdown;
 mod tools_and_reasoning;

@@ -143,8 +143,10 @@ async fn a_job_queued_past_its_tier_max_wait_fails_with_503_and_never_runs() {
         spawn_with(Options {
             keepalive: Duration::from_millis(200),
             ..with_tiers(vec![
+                // Two seconds: after one dispatch the rate is one a second, so both jobs below
+                // are predicted to wait within the limit and are admitted, not shed.
                 TierConfig {
-                    max_wait_secs: 1,
+                    max_wait_secs: 2,
                     ..tier("free", 1)
                 },
                 tier("pro", 2),

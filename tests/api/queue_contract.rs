@@ -9,7 +9,9 @@ use std::time::Duration;
 use seadragon::openai::Delta;
 use seadragon::queue::embedded::EmbeddedQueue;
 use seadragon::queue::rabbitmq::{RabbitGateway, RabbitWorker};
-use seadragon::queue::{Assignment, Job, JobEvent, JobQueue, QueueError, WorkQueue};
+use seadragon::queue::{
+    Assignment, Job, JobEvent, JobQueue, QueueError, QueuePolicy, TierRule, WorkQueue,
+};
 
 use crate::cluster::{Namespace, amqp_url, rabbit_config};
 
@@ -50,11 +52,29 @@ pub async fn wait_connected(what: &str, connected: impl Fn() -> bool) {
     .unwrap_or_else(|_| panic!("{what} never connected to RabbitMQ at {}", amqp_url()));
 }
 
-async fn pair(backend: Backend, aging: Duration) -> Pair {
-    let limits = HashMap::from([("free".to_owned(), 3)]);
+/// The contract's policy: `free` holds at most three queued jobs, every tier starves after
+/// `starvation`, rescues take a tenth of the dispatches.
+pub fn policy(starvation: Duration) -> QueuePolicy {
+    let free = TierRule {
+        priority: 1,
+        starvation,
+        max_queued: Some(3),
+    };
+    QueuePolicy {
+        tiers: HashMap::from([("free".to_owned(), free)]),
+        default_starvation: starvation,
+        ..QueuePolicy::default()
+    }
+}
+
+async fn pair(backend: Backend, starvation: Duration) -> Pair {
+    pair_with(backend, policy(starvation)).await
+}
+
+pub async fn pair_with(backend: Backend, policy: QueuePolicy) -> Pair {
     match backend {
         Backend::Embedded => {
-            let q = EmbeddedQueue::new(aging, limits);
+            let q = EmbeddedQueue::new(policy);
             Pair {
                 jobs: Arc::new(q.clone()),
                 work: Arc::new(q),
@@ -64,11 +84,7 @@ async fn pair(backend: Backend, aging: Duration) -> Pair {
         Backend::Rabbit => {
             let namespace = Namespace::new(amqp_url());
             let prefix = &namespace.prefix;
-            let gateway = Arc::new(RabbitGateway::start(
-                rabbit_config(prefix, "gw"),
-                aging,
-                limits,
-            ));
+            let gateway = Arc::new(RabbitGateway::start(rabbit_config(prefix, "gw"), policy));
             let worker = Arc::new(RabbitWorker::start(rabbit_config(prefix, "wk"), 1));
             wait_connected("gateway", || gateway.status().connected).await;
             wait_connected("worker", || worker.status().connected).await;
@@ -100,7 +116,7 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
     }
 }
 
-/// Takes deliveries until one is granted (stale aging copies are denied) and returns it.
+/// Takes deliveries until one is granted (copies of granted jobs are denied) and returns it.
 pub async fn take(work: &Arc<dyn WorkQueue>) -> Box<dyn Assignment> {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -132,15 +148,33 @@ async fn priority_then_arrival(backend: Backend) {
     assert_eq!(order, ["e1", "p1", "p2", "f1", "f2"], "{backend:?}");
 }
 
-async fn aging_lifts_a_waiting_job_above_fresh_top_tier_work(backend: Backend) {
-    let aging = Duration::from_millis(250);
-    let p = pair(backend, aging).await;
+/// Waits until the backend has rescued `n` jobs of `tier`, where it decides before the
+/// dispatch (a RabbitMQ gateway publishes a rescue copy); the embedded queue decides at the
+/// dispatch itself.
+pub async fn wait_rescued(backend: Backend, jobs: &Arc<dyn JobQueue>, tier: &str, n: u64) {
+    if matches!(backend, Backend::Embedded) {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while jobs.scheduling().rescues.get(tier).copied().unwrap_or(0) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{backend:?}: no rescue of a {tier} job"));
+}
+
+async fn a_starving_job_is_rescued_above_fresh_top_tier_work(backend: Backend) {
+    let starvation = Duration::from_millis(250);
+    let p = pair(backend, starvation).await;
     let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
     let running = take(&p.work).await;
     let _old = p.jobs.submit(job("old", "free", 1)).await.unwrap();
-    tokio::time::sleep(aging * 3 + Duration::from_millis(100)).await;
+    tokio::time::sleep(starvation + Duration::from_millis(100)).await;
     let _e1 = p.jobs.submit(job("e1", "pro", 3)).await.unwrap();
     let _e2 = p.jobs.submit(job("e2", "pro", 3)).await.unwrap();
+    assert_eq!(p.jobs.snapshot().tiers[0].starving, 1, "{backend:?}");
+    wait_rescued(backend, &p.jobs, "free", 1).await;
     running.finish().await;
     let mut order = Vec::new();
     for _ in 0..3 {
@@ -149,6 +183,19 @@ async fn aging_lifts_a_waiting_job_above_fresh_top_tier_work(backend: Backend) {
         a.finish().await;
     }
     assert_eq!(order, ["old", "e1", "e2"], "{backend:?}");
+}
+
+async fn a_job_that_has_not_starved_never_overtakes_a_higher_level(backend: Backend) {
+    let p = pair(backend, Duration::from_secs(3600)).await;
+    let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
+    let running = take(&p.work).await;
+    let _old = p.jobs.submit(job("old", "free", 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _e1 = p.jobs.submit(job("e1", "pro", 3)).await.unwrap();
+    running.finish().await;
+    let first = take(&p.work).await;
+    assert_eq!(first.job().id, "e1", "{backend:?}");
+    assert!(p.jobs.scheduling().rescues.is_empty(), "{backend:?}");
 }
 
 async fn events_arrive_in_order_and_complete_the_ticket(backend: Backend) {
@@ -215,11 +262,12 @@ async fn a_running_job_is_cancelled_when_its_client_leaves(backend: Backend) {
 async fn clear_and_expiry_fail_queued_jobs_with_503(backend: Backend) {
     let p = pair(backend, Duration::from_secs(3600)).await;
     let _blocker = p.jobs.submit(job("blocker", "pro", 3)).await.unwrap();
-    let _running = take(&p.work).await;
     let mut cleared = p.jobs.submit(job("c", "free", 1)).await.unwrap();
     let mut short = job("s", "pro", 2);
     short.max_wait = Duration::from_millis(200);
+    // Queued before any dispatch: a cold system admits it; later its wait runs out.
     let mut expiring = p.jobs.submit(short).await.unwrap();
+    let _running = take(&p.work).await;
     assert_eq!(p.jobs.snapshot().queued(), 2);
     assert_eq!(p.jobs.clear(Some("free")), 1);
     assert!(matches!(cleared.next_event().await, Some(JobEvent::Failed(f)) if f.status == 503));
@@ -304,7 +352,8 @@ macro_rules! contract {
 
 contract!(
     priority_then_arrival,
-    aging_lifts_a_waiting_job_above_fresh_top_tier_work,
+    a_job_that_has_not_starved_never_overtakes_a_higher_level,
+    a_starving_job_is_rescued_above_fresh_top_tier_work,
     events_arrive_in_order_and_complete_the_ticket,
     a_job_whose_client_left_is_never_granted,
     a_running_job_is_cancelled_when_its_client_leaves,

@@ -1,4 +1,4 @@
-//! Priority by tier, aging, slot limits and cancellation, observed at the fake Ollama.
+//! Priority by tier, rescues, slot limits and cancellation, observed at the fake Ollama.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,11 +75,11 @@ async fn flex_work_waits_behind_its_own_tier() {
 }
 
 #[tokio::test]
-async fn an_aged_free_job_starts_before_fresh_enterprise_jobs() {
-    let aging = Duration::from_millis(300);
+async fn a_starving_free_job_is_rescued_before_fresh_enterprise_jobs() {
+    let starvation = Duration::from_millis(300);
     let app = Arc::new(
         spawn_with(Options {
-            aging,
+            starvation,
             ..Options::default()
         })
         .await,
@@ -90,8 +90,8 @@ async fn an_aged_free_job_starts_before_fresh_enterprise_jobs() {
     app.ollama.wait_started(1).await;
     let old = send(&app, &free, "old free");
     app.wait_queued(1).await;
-    // Aging is the behaviour under test: the free job must wait three intervals to reach the top.
-    tokio::time::sleep(aging * 3 + Duration::from_millis(50)).await;
+    // Starvation is the behaviour under test: the free job must wait that long to be rescued.
+    tokio::time::sleep(starvation + Duration::from_millis(50)).await;
     let e1 = send(&app, &ent, "e1");
     app.wait_queued(2).await;
     let e2 = send(&app, &ent, "e2");
@@ -157,7 +157,8 @@ async fn a_streaming_client_sees_its_queue_position_and_leaving_cancels_the_job(
     let mut response = app.post_chat(&key, &chat("llama3.2", "victim", true)).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().unwrap();
-    assert_eq!(&first[..], b": queued position=0 tier=free\n\n");
+    // One dispatch so far (the blocker) gives a rate, so the comment carries an estimate.
+    assert_eq!(&first[..], b": queued position=0 tier=free eta_secs=1\n\n");
     drop(response);
     app.wait_queued(0).await;
     app.ollama.release();
@@ -180,4 +181,71 @@ async fn a_client_that_leaves_mid_answer_stops_the_generation_at_once() {
     assert_eq!(app.ollama.cancelled(), ["#slow"]);
     app.wait_for_queue("nothing running", |s| s.running == 0)
         .await;
+}
+
+#[tokio::test]
+async fn a_streaming_client_that_stops_reading_loses_its_slot_to_the_next_request() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Options {
+        slow_client: Duration::from_millis(500),
+        fake: FakeConfig {
+            token_delay: Duration::ZERO,
+            ..FakeConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let key = app.key("pro").await;
+    // Sends its request, then never reads a byte of the answer.
+    let body = chat("llama3.2", "#long 5000000", true).to_string();
+    let mut stalled = tokio::net::TcpStream::connect(app.app.local_addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    app.ollama.wait_started(1).await;
+    // The one slot is freed once the stalled client is dropped, and the next request runs.
+    let next = tokio::time::timeout(
+        Duration::from_secs(60),
+        app.post_chat(&key, &chat("llama3.2", "next", false)),
+    )
+    .await
+    .expect("the stalled stream kept the slot");
+    assert_eq!(next.status(), 200);
+    assert_eq!(app.ollama.cancelled(), ["#long 5000000"]);
+    assert_eq!(app.ollama.started(), ["#long 5000000", "next"]);
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn keepalives_estimate_the_wait_once_the_dispatch_rate_is_known() {
+    let app = Arc::new(
+        spawn_with(Options {
+            keepalive: Duration::from_millis(100),
+            ..Options::default()
+        })
+        .await,
+    );
+    let key = app.key("pro").await;
+    for i in 0..5 {
+        assert_eq!(send(&app, &key, &format!("warm{i}")).await.unwrap(), 200);
+    }
+    let blocker = send(&app, &key, "#hold");
+    app.ollama.wait_started(6).await;
+    let mut response = app
+        .post_chat(&key, &chat("llama3.2", "waiting", true))
+        .await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    let comment = String::from_utf8_lossy(&first);
+    // Nothing ahead: the job is next, one dispatch away (six dispatches within a second make
+    // that well under a second, rounded up).
+    assert_eq!(comment, ": queued position=0 tier=pro eta_secs=1\n\n");
+    app.ollama.release();
+    assert_eq!(blocker.await.unwrap(), 200);
+    drop(response);
 }

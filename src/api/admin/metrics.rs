@@ -28,9 +28,10 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
     ),
 )]
 pub async fn show(_admin: AdminCaller, State(state): State<AppState>) -> impl IntoResponse {
-    let text = state
-        .stats
-        .metrics()
-        .render(&state.queue.snapshot(), state.queue.board());
+    let text = state.stats.metrics().render(
+        &state.queue.snapshot(),
+        &state.queue.scheduling(),
+        state.queue.board(),
+    );
     ([(CONTENT_TYPE, OPENMETRICS)], text)
 }

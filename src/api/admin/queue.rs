@@ -14,7 +14,7 @@ use crate::api::error::ApiError;
 use crate::api::openapi::responses::{AdminAuth, NotFound};
 use crate::api::params::PathParams;
 use crate::api::state::AppState;
-use crate::queue::{RunningJob, WorkerSeen};
+use crate::queue::{RunningJob, SchedulingView, WorkerSeen};
 
 use super::tiers::{configured, known};
 
@@ -31,6 +31,25 @@ pub struct TierQueue {
     max_queued: usize,
     /// Seconds the oldest waiting job has waited; 0 when none waits.
     oldest_wait_secs: f64,
+    /// Jobs waiting longer than the tier's starvation time: candidates for a rescue.
+    starving: usize,
+    /// The tier's starvation time in seconds.
+    starvation_secs: f64,
+    /// Jobs of the tier this gateway rescued since it started.
+    rescues: u64,
+}
+
+/// The scheduling rule at work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchedulingState {
+    /// The configured most of the dispatches that rescues may take.
+    rescue_share: f64,
+    /// The share of the last minute's dispatches that were rescues (over RabbitMQ,
+    /// system-wide as this gateway knows it, about a second late for the other gateways).
+    recent_rescue_share: f64,
+    /// Dispatches per second over the last minute; null before the first.
+    #[schema(required = true)]
+    throughput_per_sec: Option<f64>,
 }
 
 /// A job a worker is running.
@@ -74,8 +93,11 @@ pub struct WorkerView {
 #[schema(example = json!({
     "queued": 1,
     "tiers": [
-        {"tier": "free", "priority": 1, "queued": 1, "max_queued": 1000, "oldest_wait_secs": 4.2},
-        {"tier": "pro", "priority": 2, "queued": 0, "max_queued": 1000, "oldest_wait_secs": 0.0}],
+        {"tier": "free", "priority": 1, "queued": 1, "max_queued": 1000, "oldest_wait_secs": 42.5,
+            "starving": 1, "starvation_secs": 30.0, "rescues": 3},
+        {"tier": "pro", "priority": 2, "queued": 0, "max_queued": 1000, "oldest_wait_secs": 0.0,
+            "starving": 0, "starvation_secs": 30.0, "rescues": 0}],
+    "scheduling": {"rescue_share": 0.1, "recent_rescue_share": 0.04, "throughput_per_sec": 2.5},
     "running": [{"job_id": "job_T3xk9QmZr2LpV8bN4cYw", "tier": "pro", "key_id": "key_7fQ2mZpXc9LkT1aB",
         "key_name": "alice-laptop", "model": "llama3.2:latest", "worker": "embedded-8080",
         "started_at": 1767225600, "tokens": 42}],
@@ -86,6 +108,8 @@ pub struct QueueView {
     queued: usize,
     /// Every configured tier, lowest priority first.
     tiers: Vec<TierQueue>,
+    /// The rescue share in use and the recent dispatch rate.
+    scheduling: SchedulingState,
     /// Running jobs of the whole system (over RabbitMQ, other gateways' too, as they last
     /// reported them about a second ago), oldest first.
     running: Vec<RunningJobView>,
@@ -119,6 +143,12 @@ pub async fn show(
     State(state): State<AppState>,
 ) -> Result<Json<QueueView>, ApiError> {
     let snapshot = state.queue.snapshot();
+    let SchedulingView {
+        rescue_share,
+        recent_rescue_share,
+        throughput_per_sec,
+        rescues,
+    } = state.queue.scheduling();
     let tiers = configured(&state)
         .into_iter()
         .map(|t| {
@@ -129,6 +159,9 @@ pub async fn show(
                 queued: depth.map_or(0, |d| d.queued),
                 max_queued: t.max_queued,
                 oldest_wait_secs: depth.map_or(0.0, |d| d.oldest_wait_secs),
+                starving: depth.map_or(0, |d| d.starving),
+                starvation_secs: t.starvation_secs.unwrap_or_default(),
+                rescues: rescues.get(&t.name).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -168,6 +201,11 @@ pub async fn show(
     Ok(Json(QueueView {
         queued: snapshot.queued(),
         tiers,
+        scheduling: SchedulingState {
+            rescue_share,
+            recent_rescue_share,
+            throughput_per_sec,
+        },
         running,
         workers,
     }))

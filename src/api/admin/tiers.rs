@@ -15,11 +15,11 @@ use crate::config::TierConfig;
 /// One tier as configured.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"name": "pro", "priority": 2, "requests_per_minute": 600,
-    "max_concurrent": 16, "max_queued": 1000, "max_wait_secs": 600}))]
+    "max_concurrent": 16, "max_queued": 1000, "max_wait_secs": 600, "starvation_secs": 30.0}))]
 pub struct TierView {
     /// The name keys carry.
     name: String,
-    /// Base priority, 1 to 3; queued jobs age up to 4.
+    /// Base priority, 1 to 3; only a rescued (starving) job reaches 4.
     priority: u8,
     /// Requests per minute per key.
     requests_per_minute: u32,
@@ -29,6 +29,8 @@ pub struct TierView {
     max_queued: usize,
     /// Seconds a job may wait in the queue before it fails without running.
     max_wait_secs: u64,
+    /// Seconds after which a queued job is starving and may be rescued above every tier.
+    starvation_secs: f64,
 }
 
 /// The configured tiers.
@@ -88,6 +90,7 @@ pub async fn list(_admin: AdminCaller, State(state): State<AppState>) -> Json<Ti
             max_concurrent: t.max_concurrent,
             max_queued: t.max_queued,
             max_wait_secs: t.max_wait_secs,
+            starvation_secs: t.starvation_secs.unwrap_or_default(),
         })
         .collect();
     Json(TierList {

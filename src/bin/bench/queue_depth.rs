@@ -4,7 +4,7 @@
 //! It runs in a process of its own (`bench --only queue`), so the resident-memory growth is
 //! the queue's (jobs, their claim handles and the gateway's tickets) and not leftovers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use seadragon::queue::embedded::EmbeddedQueue;
-use seadragon::queue::{Job, JobQueue as _, JobTicket, WorkQueue as _};
+use seadragon::queue::{Job, JobQueue as _, JobTicket, QueuePolicy, WorkQueue as _};
 
 use crate::procstat::own_rss_mb;
 use crate::report::Dist;
@@ -68,10 +68,11 @@ pub async fn run(ops: usize) -> Result<Vec<DepthResult>, BenchError> {
     // its pages become resident as tickets are written, so the RSS growth counts each ticket
     // once, inline part included, and never the vector's spare capacity.
     let mut tickets: VecDeque<JobTicket> = VecDeque::with_capacity(max_depth + ops + 1);
-    let queue = EmbeddedQueue::new(
-        Duration::from_secs(10),
-        HashMap::from([("bench".to_owned(), usize::MAX)]),
-    );
+    // No tier limits and nothing ever starves: the bench measures the plain order.
+    let queue = EmbeddedQueue::new(QueuePolicy {
+        default_starvation: Duration::from_secs(86_400),
+        ..QueuePolicy::default()
+    });
     let before = own_rss_mb().ctx_none("cannot read this process's memory")?;
     let mut results = Vec::new();
     let mut n = 0;

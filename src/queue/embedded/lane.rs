@@ -1,5 +1,6 @@
 //! One FIFO of the embedded queue: the jobs of one tier at one base level and max wait, in
-//! arrival order, with holes where jobs left early.
+//! arrival order, with holes where jobs left early. The oldest job is the head: it ranks
+//! first, starves first and expires first.
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
@@ -64,6 +65,8 @@ pub(super) struct Lane {
     tier: String,
     level: u8,
     max_wait: Duration,
+    /// The tier's starvation time: a head that waited this long may be rescued.
+    starvation: Duration,
     /// Place of the first slot; places keep counting as slots leave the front.
     first: u64,
     /// Never starts with a hole.
@@ -72,11 +75,12 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub fn new(tier: String, level: u8, max_wait: Duration) -> Self {
+    pub fn new(tier: String, level: u8, max_wait: Duration, starvation: Duration) -> Self {
         Self {
             tier,
             level,
             max_wait,
+            starvation,
             first: 0,
             slots: VecDeque::new(),
             holes: 0,
@@ -93,6 +97,15 @@ impl Lane {
 
     pub fn level(&self) -> u8 {
         self.level
+    }
+
+    pub fn starvation(&self) -> Duration {
+        self.starvation
+    }
+
+    /// Jobs still queued in this lane.
+    pub fn queued(&self) -> usize {
+        self.slots.len() - self.holes
     }
 
     /// Appends a job; returns its place.

@@ -14,7 +14,7 @@ use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm,
 };
 
-use crate::queue::priority::TOP_LEVEL;
+use crate::queue::schedule::RESCUE_LEVEL;
 
 /// How long an unused reply, control or announcement queue survives its owner.
 const OWNER_QUEUE_EXPIRES_MS: u32 = 30_000;
@@ -191,7 +191,7 @@ pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapi
     let mut job_args = FieldTable::default();
     job_args.insert(
         "x-max-priority".into(),
-        AMQPValue::ShortShortUInt(TOP_LEVEL),
+        AMQPValue::ShortShortUInt(RESCUE_LEVEL),
     );
     job_args.insert(
         "x-dead-letter-exchange".into(),

@@ -9,9 +9,9 @@
 //!   grant, deny and cancel orders there.
 //! - `<prefix>.workers`: fanout exchange on which workers announce slots and models.
 //!
-//! Aging: classic priority queues neither age nor expire below the head, so the owning
-//! gateway publishes a copy one level higher each aging interval while the job is unclaimed;
-//! the claim, arbitrated by that gateway, makes the copies harmless.
+//! Rescues: the owning gateway rescues a starving job by publishing a second copy at the rescue
+//! level (4, above every tier) when the system-wide ration allows; the claim, arbitrated by
+//! that gateway, makes whichever copy loses harmless.
 
 mod broker;
 mod gateway;

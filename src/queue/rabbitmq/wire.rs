@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::queue::{Job, JobEvent};
 
-/// A copy of a job on `seadragon.jobs`. Aging publishes copies one level higher; the claim
+/// A copy of a job on `seadragon.jobs`. A rescue publishes a copy at the rescue level; the claim
 /// makes sure only one of them runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobMessage {
@@ -13,7 +13,7 @@ pub struct JobMessage {
     pub v: u8,
     /// The job.
     pub job: Job,
-    /// 0 for the first copy, +1 per aging step.
+    /// 0 for the first copy, +1 per copy after it (a rescue, a requeue after a lost worker).
     pub copy: u8,
     /// The owning gateway's reply queue.
     pub reply_to: String,

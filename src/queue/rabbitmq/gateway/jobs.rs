@@ -1,17 +1,18 @@
-//! This gateway's jobs: publishing copies, deciding claims, forwarding events, aging, and
-//! what happens when a worker vanishes.
+//! This gateway's jobs: publishing copies, deciding claims, forwarding events under the
+//! slow-client policy, expiry, and what happens when a worker vanishes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgingStop, Inner, Outgoing, Phase, Tracked, expired, unavailable};
-use crate::queue::priority::{TOP_LEVEL, effective_level};
+use super::{ExpiryStop, Inner, Outgoing, Phase, Tracked, expired, unavailable};
 use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::wire::JobMessage;
-use crate::queue::{Job, JobEvent, JobFailure, QueueError, QueueSnapshot, TierDepth};
+use crate::queue::schedule::RESCUE_LEVEL;
+use crate::queue::{Job, JobEvent, JobFailure, QueueError, QueueSnapshot, TierDepth, pacing};
 
 impl Inner {
     /// This gateway's own queue depth per tier and running jobs.
@@ -28,11 +29,12 @@ impl Inner {
                 tier: t.job.tier.clone(),
                 queued: 0,
                 oldest_wait_secs: 0.0,
+                starving: 0,
             });
+            let waited = t.enqueued.elapsed();
             entry.queued += 1;
-            entry.oldest_wait_secs = entry
-                .oldest_wait_secs
-                .max(t.enqueued.elapsed().as_secs_f64());
+            entry.oldest_wait_secs = entry.oldest_wait_secs.max(waited.as_secs_f64());
+            entry.starving += usize::from(waited >= self.policy.starvation(&t.job.tier));
         }
         QueueSnapshot {
             tiers: tiers.into_values().collect(),
@@ -59,7 +61,7 @@ impl Inner {
         doomed.len()
     }
 
-    /// Publishes copy `copy` of a job at `level`, expiring when the next copy supersedes it.
+    /// Publishes copy `copy` of a job at `level`, expiring when the job may wait no longer.
     pub(super) async fn publish_copy(
         &self,
         job: &Job,
@@ -76,13 +78,7 @@ impl Inner {
         };
         let payload =
             serde_json::to_vec(&message).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        // Stale copies expire (at the queue head) instead of piling up; the top-level copy
-        // lives as long as the job may wait.
-        let ttl = if level < TOP_LEVEL {
-            (self.aging * 2).min(remaining)
-        } else {
-            remaining
-        };
+        let ttl = remaining;
         let properties = broker::json_properties(&job.id)
             .with_message_id(job.id.as_str().into())
             .with_reply_to(self.reply_queue.as_str().into())
@@ -115,11 +111,17 @@ impl Inner {
                 false
             }
             Phase::Queued => {
-                tracked.aging.0.cancel();
+                tracked.expiry.0.cancel();
                 tracked.phase = Phase::Granted {
                     control: control.to_owned(),
                     copy,
                 };
+                // A rescued job's dispatch was booked with its rescue.
+                let booked = tracked.rescued;
+                drop(jobs);
+                if !booked {
+                    self.ledger().dispatched(Instant::now());
+                }
                 true
             }
             Phase::Granted { copy: granted, .. } if granted == copy && redelivered => {
@@ -198,8 +200,21 @@ impl Inner {
                     failed.push(id.clone());
                 } else {
                     t.phase = Phase::Queued;
-                    t.aging = AgingStop(CancellationToken::new());
-                    requeue.push((Arc::clone(&t.job), t.copies, t.enqueued, t.aging.0.clone()));
+                    t.expiry = ExpiryStop(CancellationToken::new());
+                    // A rescued job goes back at the rescue level: that is not a second rescue.
+                    let level = if t.rescued {
+                        RESCUE_LEVEL
+                    } else {
+                        t.job.base_level
+                    };
+                    let copy = t.copies;
+                    requeue.push((
+                        Arc::clone(&t.job),
+                        copy,
+                        level,
+                        t.enqueued,
+                        t.expiry.0.clone(),
+                    ));
                     t.copies = t.copies.saturating_add(1);
                 }
             }
@@ -211,24 +226,26 @@ impl Inner {
                 JobFailure::new(502, "the worker running this request stopped mid-answer"),
             );
         }
-        for (job, copies, enqueued, stop_aging) in requeue {
+        for (job, copy, level, enqueued, stop_expiry) in requeue {
             tracing::warn!(job = %job.id, "worker vanished before answering; job queued again");
-            let level = effective_level(job.base_level, enqueued.elapsed(), self.aging);
             let remaining = job.max_wait.saturating_sub(enqueued.elapsed());
-            if let Err(e) = self.publish_copy(&job, copies, level, remaining).await {
+            if let Err(e) = self.publish_copy(&job, copy, level, remaining).await {
                 tracing::warn!(job = %job.id, error = %e, "could not queue the job again");
             }
-            tokio::spawn(age(
+            tokio::spawn(expire(
                 Arc::downgrade(self),
                 job.id.clone(),
-                self.aging,
-                stop_aging,
+                enqueued + job.max_wait,
+                stop_expiry,
             ));
         }
     }
 
-    /// Hands a worker's events to the job's ticket.
-    pub(super) fn forward(&self, job_id: &str, events: Vec<JobEvent>) {
+    /// Hands a worker's events to the job's ticket. The reply consumer must never wait, so a
+    /// client whose buffer is full gets a task that waits for it under the slow-client policy,
+    /// and later events queue behind it; a client that falls a second buffer behind, or
+    /// stalls past the policy's patience, is dropped and its worker told to stop.
+    pub(super) fn forward(self: &Arc<Self>, job_id: &str, events: Vec<JobEvent>) {
         let mut jobs = self.lock();
         let Some(tracked) = jobs.get_mut(job_id) else {
             return;
@@ -236,8 +253,22 @@ impl Inner {
         for event in events {
             let last = matches!(event, JobEvent::Finished { .. } | JobEvent::Failed(_));
             tracked.tokens_sent |= matches!(event, JobEvent::Delta(_));
-            if tracked.events.try_send(event).is_err() || last {
-                // Done, or the client stopped reading: either way the job ends here.
+            let kept = match &tracked.overflow {
+                Some(overflow) => overflow.try_send(event).is_ok(),
+                None => match tracked.events.try_send(event) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    Err(mpsc::error::TrySendError::Full(event)) => {
+                        tracked.overflow = Some(self.wait_for_client(job_id, &tracked.events));
+                        tracked
+                            .overflow
+                            .as_ref()
+                            .is_some_and(|o| o.try_send(event).is_ok())
+                    }
+                },
+            };
+            if !kept || last {
+                // Done, or the client is gone or too slow: either way the job ends here.
                 if let Some(Tracked {
                     phase: Phase::Granted { control, .. },
                     ..
@@ -252,6 +283,29 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// Starts the task that delivers a stalled client's events in order, at the client's pace
+    /// or not at all; returns where later events go.
+    fn wait_for_client(
+        self: &Arc<Self>,
+        job_id: &str,
+        events: &mpsc::Sender<JobEvent>,
+    ) -> mpsc::Sender<JobEvent> {
+        let (overflow, mut backlog) = pacing::channel();
+        let (inner, events, job_id) = (Arc::downgrade(self), events.clone(), job_id.to_owned());
+        let patience = self.policy.slow_client;
+        tokio::spawn(async move {
+            while let Some(event) = backlog.recv().await {
+                if pacing::deliver(&events, event, patience).await.is_err() {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.forget(&job_id);
+                    }
+                    return;
+                }
+            }
+        });
+        overflow
     }
 
     /// The client let go of its ticket: forget the job and stop its worker.
@@ -271,65 +325,31 @@ impl Inner {
     }
 }
 
-/// Ages one job: at each interval it publishes a copy one level up; at the deadline a still
-/// queued job fails. Ends as soon as the job is claimed or gone (`stop`).
-pub(super) async fn age(
+/// Fails a job still queued at its deadline. Ends as soon as the job is granted or gone
+/// (`stop`).
+pub(super) async fn expire(
     inner: Weak<Inner>,
     job_id: String,
-    aging: Duration,
+    deadline: Instant,
     stop: CancellationToken,
 ) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let (job, next_at, deadline, copies) = {
-            let jobs = strong.lock();
-            let Some(t) = jobs.get(&job_id) else { return };
-            if !matches!(t.phase, Phase::Queued) {
-                return;
-            }
-            let level = effective_level(t.job.base_level, t.enqueued.elapsed(), aging);
-            let next_at = (level < TOP_LEVEL).then(|| t.enqueued + aging * u32::from(t.copies));
-            (
-                Arc::clone(&t.job),
-                next_at,
-                t.enqueued + t.job.max_wait,
-                t.copies,
-            )
-        };
-        let shutdown = strong.shutdown.clone();
-        drop(strong);
-        let sleep_until = next_at.unwrap_or(deadline).min(deadline);
-        tokio::select! {
-            () = tokio::time::sleep_until(sleep_until.into()) => {}
-            () = shutdown.cancelled() => return,
-            () = stop.cancelled() => return,
-        }
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if Instant::now() >= deadline {
-            let still_queued = matches!(
-                strong.lock().get(&job_id).map(|t| &t.phase),
-                Some(Phase::Queued)
-            );
-            if still_queued {
-                strong.fail(&job_id, expired(&job_id));
-            }
-            return;
-        }
-        let level = job.base_level.saturating_add(copies).min(TOP_LEVEL);
-        {
-            let mut jobs = strong.lock();
-            match jobs.get_mut(&job_id) {
-                Some(t) if matches!(t.phase, Phase::Queued) => t.copies = copies + 1,
-                _ => return,
-            }
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if let Err(e) = strong.publish_copy(&job, copies, level, remaining).await {
-            tracing::warn!(job = %job_id, error = %e, "could not publish an aged copy; will retry");
-        }
+    let shutdown = match inner.upgrade() {
+        Some(strong) => strong.shutdown.clone(),
+        None => return,
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline.into()) => {}
+        () = shutdown.cancelled() => return,
+        () = stop.cancelled() => return,
+    }
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let still_queued = matches!(
+        strong.lock().get(&job_id).map(|t| &t.phase),
+        Some(Phase::Queued)
+    );
+    if still_queued {
+        strong.fail(&job_id, expired(&job_id));
     }
 }

@@ -1,13 +1,17 @@
-//! Gateway side of the RabbitMQ backend: publishes each job at its priority, ages it by
-//! publishing copies one level higher, arbitrates claims (one grant per job, whatever copies
-//! exist) and routes the reply queue's events to each job's ticket.
+//! Gateway side of the RabbitMQ backend: admits each job and publishes it at its level,
+//! rescues starving jobs by publishing a copy at the rescue level when the system-wide ration
+//! allows, arbitrates claims (one grant per job, whatever copies exist) and routes the reply
+//! queue's events to each job's ticket.
 //!
-//! - [`jobs`]: the state of this gateway's jobs, claims and aging;
+//! - [`jobs`]: the state of this gateway's jobs, claims and expiry;
+//! - [`rescue`]: the rescue task, admission and where a job stands;
 //! - [`session`]: the broker session (connections, consumers, reconnection);
-//! - [`peers`]: what gateways tell each other, so queue views and clears are system-wide.
+//! - [`peers`]: what gateways tell each other, so queue views, the rescue ration and clears
+//!   are system-wide.
 
 mod jobs;
 mod peers;
+mod rescue;
 mod session;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,14 +28,12 @@ use super::wire::Announcement;
 use super::{BrokerStatus, RabbitConfig};
 use crate::catalog::ModelDirectory;
 use crate::ollama::wire::ModelEntry;
-use crate::queue::priority::effective_level;
+use crate::queue::ledger::DispatchLedger;
 use crate::queue::{
-    BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobTicket, QueueError,
-    QueueSnapshot, RunningJob, TicketEvents, WorkerSeen,
+    BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobStanding, JobTicket,
+    QueueError, QueuePolicy, QueueSnapshot, RunningJob, SchedulingView, TicketEvents, WorkerSeen,
+    pacing,
 };
-
-/// Events buffered per client; a client that falls this far behind is dropped.
-const EVENT_BUFFER: usize = 4096;
 
 /// The gateway's handle on the broker.
 #[derive(Debug, Clone)]
@@ -44,9 +46,10 @@ struct Inner {
     config: RabbitConfig,
     names: Names,
     reply_queue: String,
-    aging: Duration,
-    max_queued: HashMap<String, usize>,
+    policy: QueuePolicy,
     jobs: Mutex<HashMap<String, Tracked>>,
+    /// Dispatches and rescues, this gateway's and its peers'.
+    ledger: Mutex<DispatchLedger>,
     board: Arc<JobBoard>,
     channel: watch::Sender<Option<Channel>>,
     status: Mutex<BrokerStatus>,
@@ -73,21 +76,27 @@ enum Outgoing {
 struct Tracked {
     job: Arc<Job>,
     events: mpsc::Sender<JobEvent>,
+    /// Set while the client's buffer is full: later events queue here, behind the one a
+    /// task is waiting to deliver (see [`pacing`]).
+    overflow: Option<mpsc::Sender<JobEvent>>,
     enqueued: Instant,
+    /// Copies published so far; the next copy's number.
     copies: u8,
+    /// A copy at the rescue level was published; a job is rescued once.
+    rescued: bool,
     phase: Phase,
     tokens_sent: bool,
-    /// Stops the job's aging task as soon as the job is granted or gone, instead of at its
-    /// next interval: at thousands of short jobs a second, sleeping tasks holding finished
-    /// jobs added up to over 100 MB.
-    aging: AgingStop,
+    /// Stops the job's expiry task as soon as the job is granted or gone, instead of at its
+    /// deadline: at thousands of short jobs a second, sleeping tasks holding finished jobs
+    /// added up to over 100 MB.
+    expiry: ExpiryStop,
 }
 
-/// Cancels a job's aging task when the job is dropped; granting cancels it too.
+/// Cancels a job's expiry task when the job is dropped; granting cancels it too.
 #[derive(Debug)]
-struct AgingStop(CancellationToken);
+struct ExpiryStop(CancellationToken);
 
-impl Drop for AgingStop {
+impl Drop for ExpiryStop {
     fn drop(&mut self) {
         self.0.cancel();
     }
@@ -100,21 +109,18 @@ enum Phase {
 }
 
 impl RabbitGateway {
-    /// Starts the connection supervisor; the gateway answers (503) while the broker is away.
-    pub fn start(
-        config: RabbitConfig,
-        aging: Duration,
-        max_queued: HashMap<String, usize>,
-    ) -> Self {
+    /// Starts the connection supervisor and the rescue task; the gateway answers (503) while
+    /// the broker is away.
+    pub fn start(config: RabbitConfig, policy: QueuePolicy) -> Self {
         let names = Names::new(&config.prefix);
         let reply_queue = names.reply(&config.instance);
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             names,
             reply_queue,
-            aging,
-            max_queued,
             jobs: Mutex::default(),
+            ledger: Mutex::new(DispatchLedger::new(policy.rescue_share)),
+            policy,
             board: Arc::default(),
             channel: watch::Sender::new(None),
             status: Mutex::default(),
@@ -125,6 +131,7 @@ impl RabbitGateway {
             config,
         });
         tokio::spawn(session::supervise(Arc::clone(&inner), outbox_rx));
+        tokio::spawn(rescue::run(Arc::downgrade(&inner)));
         Self { inner }
     }
 
@@ -161,6 +168,12 @@ impl Inner {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Tracked>> {
         self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, DispatchLedger> {
+        self.ledger
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -218,7 +231,7 @@ impl JobQueue for RabbitGateway {
                 ));
             }
         }
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let (tx, rx) = pacing::channel();
         let job = Arc::new(job);
         let ticket = {
             let inner = Arc::downgrade(&self.inner);
@@ -234,65 +247,44 @@ impl JobQueue for RabbitGateway {
                 },
             )
         };
-        let aging = CancellationToken::new();
+        let expiry = CancellationToken::new();
+        let enqueued = Instant::now();
         {
             let mut jobs = self.inner.lock();
-            if let Some(&max_queued) = self.inner.max_queued.get(&job.tier) {
-                let queued = jobs
-                    .values()
-                    .filter(|t| t.job.tier == job.tier && matches!(t.phase, Phase::Queued))
-                    .count()
-                    + self.inner.peers.queued_in(&job.tier);
-                if queued >= max_queued {
-                    return Err(QueueError::TierFull {
-                        tier: job.tier.clone(),
-                        max_queued,
-                    });
-                }
-            }
+            self.inner.admit(&jobs, &job)?;
             jobs.insert(
                 job.id.clone(),
                 Tracked {
                     job: Arc::clone(&job),
                     events: tx,
-                    enqueued: Instant::now(),
+                    overflow: None,
+                    enqueued,
                     copies: 1,
+                    rescued: false,
                     phase: Phase::Queued,
                     tokens_sent: false,
-                    aging: AgingStop(aging.clone()),
+                    expiry: ExpiryStop(expiry.clone()),
                 },
             );
         }
         self.inner
             .publish_copy(&job, 0, job.base_level, job.max_wait)
             .await?;
-        tokio::spawn(jobs::age(
+        tokio::spawn(jobs::expire(
             Arc::downgrade(&self.inner),
             job.id.clone(),
-            self.inner.aging,
-            aging,
+            enqueued + job.max_wait,
+            expiry,
         ));
         Ok(ticket)
     }
 
-    fn position(&self, job_id: &str) -> Option<usize> {
-        let jobs = self.inner.lock();
-        let me = jobs
-            .get(job_id)
-            .filter(|t| matches!(t.phase, Phase::Queued))?;
-        let rank = |t: &Tracked| {
-            (
-                effective_level(t.job.base_level, t.enqueued.elapsed(), self.inner.aging),
-                std::cmp::Reverse(t.enqueued),
-            )
-        };
-        let mine = rank(me);
-        // Only this gateway's jobs are known here; other gateways' work is not counted.
-        Some(
-            jobs.values()
-                .filter(|t| matches!(t.phase, Phase::Queued) && rank(t) > mine)
-                .count(),
-        )
+    fn standing(&self, job_id: &str) -> Option<JobStanding> {
+        self.inner.standing(job_id)
+    }
+
+    fn scheduling(&self) -> SchedulingView {
+        self.inner.ledger().view(Instant::now())
     }
 
     fn snapshot(&self) -> QueueSnapshot {

@@ -1,5 +1,6 @@
 //! Gateways share their queue state and clear orders over a fanout exchange, so that the admin
-//! views, the per-tier admission limit and a clear issued at any gateway cover the whole system.
+//! views, admission (tier limits, predicted waits), the rescue ration and a clear issued at any
+//! gateway cover the whole system.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::queue::schedule::LEVELS;
 use crate::queue::{QueueSnapshot, RunningJob, TierDepth};
 
 /// How often a gateway publishes its state.
@@ -19,15 +21,8 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(super) enum PeerMessage {
-    /// A gateway's queue depth per tier and its running jobs.
-    State {
-        gateway: String,
-        tiers: Vec<TierDepth>,
-        running: usize,
-        /// The running jobs themselves (absent from gateways that predate it).
-        #[serde(default)]
-        jobs: Vec<RunningJob>,
-    },
+    /// A gateway's queue depth and running jobs, and its book of dispatches.
+    State(GatewayState),
     /// Fail the queued jobs of a tier (all tiers when `None`).
     Clear {
         gateway: String,
@@ -35,11 +30,34 @@ pub(super) enum PeerMessage {
     },
 }
 
+/// What a gateway shares every second. Fields added later default, so older gateways' states
+/// still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct GatewayState {
+    pub gateway: String,
+    pub tiers: Vec<TierDepth>,
+    pub running: usize,
+    /// The running jobs themselves.
+    #[serde(default)]
+    pub jobs: Vec<RunningJob>,
+    /// Queued jobs per level (index = level).
+    #[serde(default)]
+    pub levels: Vec<usize>,
+    /// Jobs granted since the gateway started.
+    #[serde(default)]
+    pub dispatched: u64,
+    /// Rescue copies published since the gateway started.
+    #[serde(default)]
+    pub rescued: u64,
+    /// Unix milliseconds at which its oldest starving, unrescued job was accepted.
+    #[serde(default)]
+    pub oldest_starving_ms: Option<u64>,
+}
+
 /// What one other gateway last reported.
 #[derive(Debug)]
 struct PeerState {
-    snapshot: QueueSnapshot,
-    jobs: Vec<RunningJob>,
+    state: GatewayState,
     at: Instant,
 }
 
@@ -50,13 +68,22 @@ pub(super) struct Peers {
 }
 
 impl Peers {
-    pub(super) fn record(&self, gateway: String, snapshot: QueueSnapshot, jobs: Vec<RunningJob>) {
-        let state = PeerState {
-            snapshot,
-            jobs,
+    /// Keeps a peer's state; returns the dispatches and rescues it made since its last report
+    /// (none for a peer heard from for the first time: its past is not this ration's).
+    pub(super) fn record(&self, state: GatewayState) -> (u64, u64) {
+        let mut states = self.lock();
+        let delta = states.get(&state.gateway).map_or((0, 0), |old| {
+            (
+                state.dispatched.saturating_sub(old.state.dispatched),
+                state.rescued.saturating_sub(old.state.rescued),
+            )
+        });
+        let peer = PeerState {
+            state,
             at: Instant::now(),
         };
-        self.lock().insert(gateway, state);
+        states.insert(peer.state.gateway.clone(), peer);
+        delta
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerState>> {
@@ -77,7 +104,7 @@ impl Peers {
     pub(super) fn running_jobs(&self) -> Vec<RunningJob> {
         self.fresh()
             .values()
-            .flat_map(|s| s.jobs.iter().cloned())
+            .flat_map(|s| s.state.jobs.iter().cloned())
             .collect()
     }
 
@@ -85,21 +112,41 @@ impl Peers {
     pub(super) fn queued_in(&self, tier: &str) -> usize {
         self.fresh()
             .values()
-            .flat_map(|s| &s.snapshot.tiers)
+            .flat_map(|s| &s.state.tiers)
             .filter(|t| t.tier == tier)
             .map(|t| t.queued)
             .sum()
     }
 
+    /// Jobs queued at other gateways, per level.
+    pub(super) fn levels(&self) -> [usize; LEVELS] {
+        let mut levels = [0; LEVELS];
+        for peer in self.fresh().values() {
+            for (sum, n) in levels.iter_mut().zip(&peer.state.levels) {
+                *sum += n;
+            }
+        }
+        levels
+    }
+
+    /// When the oldest starving, unrescued job of any other gateway was accepted.
+    pub(super) fn oldest_starving_ms(&self) -> Option<u64> {
+        self.fresh()
+            .values()
+            .filter_map(|s| s.state.oldest_starving_ms)
+            .min()
+    }
+
     /// `local` plus what the other gateways reported.
     pub(super) fn merged(&self, local: QueueSnapshot) -> QueueSnapshot {
         let mut merged = local;
-        for PeerState { snapshot, .. } in self.fresh().values() {
-            merged.running += snapshot.running;
-            for depth in &snapshot.tiers {
+        for PeerState { state, .. } in self.fresh().values() {
+            merged.running += state.running;
+            for depth in &state.tiers {
                 match merged.tiers.iter_mut().find(|t| t.tier == depth.tier) {
                     Some(t) => {
                         t.queued += depth.queued;
+                        t.starving += depth.starving;
                         t.oldest_wait_secs = t.oldest_wait_secs.max(depth.oldest_wait_secs);
                     }
                     None => merged.tiers.push(depth.clone()),
@@ -120,6 +167,7 @@ mod tests {
             tier: tier.into(),
             queued,
             oldest_wait_secs: oldest,
+            starving: 0,
         }
     }
 
@@ -135,14 +183,14 @@ mod tests {
             started_at: 1,
             tokens: 7,
         };
-        peers.record(
-            "b".into(),
-            QueueSnapshot {
-                tiers: vec![depth("free", 2, 9.0), depth("pro", 1, 1.0)],
-                running: 3,
-            },
-            vec![job.clone()],
-        );
+        peers.record(GatewayState {
+            gateway: "b".into(),
+            tiers: vec![depth("free", 2, 9.0), depth("pro", 1, 1.0)],
+            running: 3,
+            jobs: vec![job.clone()],
+            levels: vec![0, 2, 1],
+            ..GatewayState::default()
+        });
         let merged = peers.merged(QueueSnapshot {
             tiers: vec![depth("free", 1, 4.0)],
             running: 1,
@@ -154,6 +202,20 @@ mod tests {
         );
         assert_eq!(peers.queued_in("free"), 2);
         assert_eq!(peers.running_jobs(), vec![job]);
+        assert_eq!(peers.levels(), [0, 2, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_peer_books_only_what_it_dispatched_since_its_last_report() {
+        let peers = Peers::default();
+        let state = |dispatched, rescued| GatewayState {
+            gateway: "b".into(),
+            dispatched,
+            rescued,
+            ..GatewayState::default()
+        };
+        assert_eq!(peers.record(state(100, 7)), (0, 0));
+        assert_eq!(peers.record(state(130, 9)), (30, 2));
     }
 
     #[test]
@@ -161,7 +223,7 @@ mod tests {
         let old = r#"{"kind":"state","gateway":"g","tiers":[],"running":2}"#;
         assert!(matches!(
             serde_json::from_str::<PeerMessage>(old).unwrap(),
-            PeerMessage::State { running: 2, jobs, .. } if jobs.is_empty()
+            PeerMessage::State(GatewayState { running: 2, jobs, levels, .. }) if jobs.is_empty() && levels.is_empty()
         ));
     }
 }

@@ -8,12 +8,12 @@ use futures_util::StreamExt;
 use lapin::Channel;
 use tokio::sync::mpsc;
 
-use super::peers::{self, PeerMessage};
+use super::peers::{self, GatewayState, PeerMessage};
 use super::{Inner, Outgoing};
+use crate::queue::JobEvent;
 use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::link::{self, Link};
 use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
-use crate::queue::{JobEvent, QueueSnapshot};
 
 /// Keeps a session with the broker up, reconnecting with backoff.
 pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
@@ -79,20 +79,15 @@ async fn session(
     loop {
         tokio::select! {
             _ = share.tick() => {
-                let local = inner.local_snapshot();
-                let state = PeerMessage::State {
-                    gateway: instance.clone(),
-                    tiers: local.tiers,
-                    running: local.running,
-                    jobs: inner.board.running(),
-                };
+                let state = PeerMessage::State(inner.shared_state());
                 tell_peers(inner, &channel, &state).await;
             }
             message = peer_messages.next() => {
                 let message = message.ok_or("the broker cancelled the peer consumer")?.map_err(e)?;
                 match serde_json::from_slice::<PeerMessage>(&message.data) {
-                    Ok(PeerMessage::State { gateway, tiers, running, jobs }) if &gateway != instance => {
-                        inner.peers.record(gateway, QueueSnapshot { tiers, running }, jobs);
+                    Ok(PeerMessage::State(state)) if &state.gateway != instance => {
+                        let (dispatched, rescued) = inner.peers.record(state);
+                        inner.ledger().observed(Instant::now(), dispatched, rescued);
                     }
                     Ok(PeerMessage::Clear { gateway, tier }) if &gateway != instance => {
                         let cleared = inner.clear_local(tier.as_deref());
@@ -137,6 +132,31 @@ async fn session(
                 link.close().await;
                 return Ok(());
             }
+        }
+    }
+}
+
+impl Inner {
+    /// What this gateway tells its peers every second.
+    fn shared_state(&self) -> GatewayState {
+        let local = self.local_snapshot();
+        let (levels, oldest_starving_ms) = {
+            let jobs = self.lock();
+            (
+                super::rescue::local_levels(&jobs),
+                self.oldest_starving_ms(&jobs),
+            )
+        };
+        let (dispatched, rescued) = self.ledger().totals();
+        GatewayState {
+            gateway: self.config.instance.clone(),
+            tiers: local.tiers,
+            running: local.running,
+            jobs: self.board.running(),
+            levels: levels.to_vec(),
+            dispatched,
+            rescued,
+            oldest_starving_ms,
         }
     }
 }

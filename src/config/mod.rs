@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod tiers;
+
+pub use tiers::{SchedulingConfig, TierConfig, default_tiers};
+
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 use serde::Deserialize;
@@ -66,8 +70,9 @@ pub struct Settings {
     /// Concurrent generations per worker (Ollama's OLLAMA_NUM_PARALLEL).
     #[arg(long, env = "SEADRAGON_SLOTS", default_value_t = 1)]
     pub slots: usize,
-    /// A queued job rises one priority level per this many seconds.
-    #[arg(long, env = "SEADRAGON_AGING_SECS", default_value_t = 10.0)]
+    /// Default starvation time: a job queued this long may be rescued above every tier (a
+    /// tier's `starvation_secs` in the TOML file overrides it).
+    #[arg(long, env = "SEADRAGON_AGING_SECS", default_value_t = 30.0)]
     pub aging_secs: f64,
     /// TOML file with tiers and aliases.
     #[arg(long, env = "SEADRAGON_CONFIG")]
@@ -88,6 +93,10 @@ pub struct Settings {
     /// On SIGTERM, how long running generations may take to finish before streams are closed.
     #[arg(long, env = "SEADRAGON_DRAIN_SECS", default_value_t = 30.0)]
     pub drain_secs: f64,
+    /// How long a streaming client may leave its events unread (its buffer full) before it
+    /// is dropped and its job cancelled, freeing the worker's slot.
+    #[arg(long, env = "SEADRAGON_SLOW_CLIENT_SECS", default_value_t = 30.0)]
+    pub slow_client_secs: f64,
 }
 
 /// Upper bound of `SEADRAGON_SLOTS`. A slot is one idle task, so the bound only catches typos;
@@ -124,73 +133,13 @@ pub enum ConfigError {
     },
 }
 
-/// One API-key tier: its base priority and its limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierConfig {
-    /// Name used by keys (`free`, `pro`, ...).
-    pub name: String,
-    /// Base priority, 1..=3; level 4 is reached only by aging.
-    pub priority: u8,
-    /// Requests per minute per key.
-    #[serde(default = "default_rpm")]
-    pub requests_per_minute: u32,
-    /// Running plus queued requests per key.
-    #[serde(default = "default_max_concurrent")]
-    pub max_concurrent: u32,
-    /// Queued jobs of this tier across the system.
-    #[serde(default = "default_max_queued")]
-    pub max_queued: usize,
-    /// Seconds a job may stay queued before it fails without running.
-    #[serde(default = "default_max_wait_secs")]
-    pub max_wait_secs: u64,
-}
-
-fn default_rpm() -> u32 {
-    60
-}
-fn default_max_concurrent() -> u32 {
-    4
-}
-fn default_max_queued() -> usize {
-    1000
-}
-fn default_max_wait_secs() -> u64 {
-    600
-}
-
-impl TierConfig {
-    fn new(name: &str, priority: u8, requests_per_minute: u32, max_concurrent: u32) -> Self {
-        Self {
-            name: name.to_owned(),
-            priority,
-            requests_per_minute,
-            max_concurrent,
-            max_queued: default_max_queued(),
-            max_wait_secs: default_max_wait_secs(),
-        }
-    }
-
-    /// How long a job of this tier may wait in the queue.
-    pub fn max_wait(&self) -> Duration {
-        Duration::from_secs(self.max_wait_secs)
-    }
-}
-
-/// The default tier table of DESIGN §3.
-pub fn default_tiers() -> Vec<TierConfig> {
-    vec![
-        TierConfig::new("free", 1, 60, 4),
-        TierConfig::new("pro", 2, 600, 16),
-        TierConfig::new("enterprise", 3, 6000, 64),
-    ]
-}
-
 /// The part of the TOML file Seadragon reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     tiers: Option<Vec<TierConfig>>,
+    #[serde(default)]
+    scheduling: SchedulingConfig,
     #[serde(default)]
     aliases: BTreeMap<String, String>,
 }
@@ -212,8 +161,12 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Concurrent generations per worker.
     pub slots: usize,
-    /// Time after which a queued job rises one priority level.
-    pub aging_interval: Duration,
+    /// Starvation time of tiers that set none (`SEADRAGON_AGING_SECS`).
+    pub default_starvation: Duration,
+    /// Most of the recent dispatches that rescues may take.
+    pub rescue_share: f64,
+    /// How long a stalled streaming client may hold its job.
+    pub slow_client: Duration,
     /// Tiers, highest base priority last.
     pub tiers: Vec<TierConfig>,
     /// Client model names mapped to installed models or `"default"`.
@@ -238,7 +191,9 @@ impl Default for Config {
             database_url: "sqlite://seadragon.db".to_owned(),
             admin_key: None,
             slots: 1,
-            aging_interval: Duration::from_secs(10),
+            default_starvation: Duration::from_secs(30),
+            rescue_share: 0.1,
+            slow_client: Duration::from_secs(30),
             tiers: default_tiers(),
             aliases: BTreeMap::new(),
             max_body_bytes: 16 * 1024 * 1024,
@@ -268,7 +223,9 @@ impl Config {
             database_url: settings.database_url,
             admin_key: settings.admin_key.filter(|k| !k.is_empty()),
             slots: settings.slots,
-            aging_interval: seconds("SEADRAGON_AGING_SECS", settings.aging_secs)?,
+            default_starvation: seconds("SEADRAGON_AGING_SECS", settings.aging_secs)?,
+            rescue_share: file.scheduling.rescue_share,
+            slow_client: seconds("SEADRAGON_SLOW_CLIENT_SECS", settings.slow_client_secs)?,
             tiers: file.tiers.unwrap_or_else(default_tiers),
             aliases: file.aliases,
             max_body_bytes: settings.max_body_bytes,
@@ -306,33 +263,32 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(invalid("SEADRAGON_MAX_BODY_BYTES", "must be at least 1024"));
         }
-        if self.tiers.is_empty() {
-            return Err(invalid("tiers", "at least one tier is needed"));
-        }
-        for (i, tier) in self.tiers.iter().enumerate() {
-            if tier.name.trim().is_empty() {
-                return Err(invalid("tiers", "a tier has an empty name"));
-            }
-            if !(1..=3).contains(&tier.priority) {
-                return Err(invalid(
-                    "tiers",
-                    format!("tier {:?}: priority must be 1, 2 or 3", tier.name),
-                ));
-            }
-            if tier.max_queued == 0 || tier.max_concurrent == 0 || tier.requests_per_minute == 0 {
-                return Err(invalid(
-                    "tiers",
-                    format!("tier {:?}: limits must be positive", tier.name),
-                ));
-            }
-            if self.tiers[..i].iter().any(|t| t.name == tier.name) {
-                return Err(invalid(
-                    "tiers",
-                    format!("tier {:?} is defined twice", tier.name),
-                ));
-            }
+        tiers::validate(&self.tiers)?;
+        if !(self.rescue_share > 0.0 && self.rescue_share <= 0.5) {
+            return Err(invalid(
+                "scheduling.rescue_share",
+                "must be above 0 and at most 0.5",
+            ));
         }
         Ok(())
+    }
+
+    /// What the queue backends schedule by.
+    pub fn queue_policy(&self) -> crate::queue::QueuePolicy {
+        let tiers = self.tiers.iter().map(|t| {
+            let rule = crate::queue::TierRule {
+                priority: t.priority,
+                starvation: t.starvation(self.default_starvation),
+                max_queued: Some(t.max_queued),
+            };
+            (t.name.clone(), rule)
+        });
+        crate::queue::QueuePolicy {
+            tiers: tiers.collect(),
+            default_starvation: self.default_starvation,
+            rescue_share: self.rescue_share,
+            slow_client: self.slow_client,
+        }
     }
 
     /// The tier called `name`.
@@ -382,65 +338,4 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(args: &[&str]) -> Settings {
-        let mut argv = vec!["seadragon", "serve"];
-        argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(s) | Command::Gateway(s) | Command::Worker(s) => s,
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_design_table() {
-        let c = Config::from_settings(settings(&[])).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.ollama_url.as_str(), "http://127.0.0.1:11434/");
-        assert_eq!(c.slots, 1);
-        assert_eq!(c.aging_interval, Duration::from_secs(10));
-        assert_eq!(c.tiers.len(), 3);
-        assert_eq!(c.top_tier().name, "enterprise");
-    }
-
-    #[test]
-    fn zero_slots_and_non_positive_aging_are_refused() {
-        let e = Config::from_settings(settings(&["--slots", "0"])).unwrap_err();
-        assert!(e.to_string().contains("SEADRAGON_SLOTS"), "{e}");
-        let e = Config::from_settings(settings(&["--aging-secs", "0"])).unwrap_err();
-        assert!(e.to_string().contains("SEADRAGON_AGING_SECS"), "{e}");
-        let e = Config::from_settings(settings(&["--ollama-url", "ftp://x"])).unwrap_err();
-        assert!(e.to_string().contains("SEADRAGON_OLLAMA_URL"), "{e}");
-    }
-
-    #[test]
-    fn toml_file_replaces_tiers_and_adds_aliases() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seadragon.toml");
-        std::fs::write(
-            &path,
-            "[[tiers]]\nname = \"batch\"\npriority = 1\n\n[aliases]\n\"gpt-4o\" = \"default\"\n",
-        )
-        .unwrap();
-        let c = Config::from_settings(settings(&["--config", path.to_str().unwrap()])).unwrap();
-        assert_eq!(c.tiers.len(), 1);
-        assert_eq!(c.tiers[0].requests_per_minute, 60);
-        assert_eq!(c.aliases["gpt-4o"], "default");
-    }
-
-    #[test]
-    fn bad_tier_tables_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.toml");
-        for body in [
-            "[[tiers]]\nname = \"x\"\npriority = 4\n",
-            "[[tiers]]\nname = \"x\"\npriority = 1\n[[tiers]]\nname = \"x\"\npriority = 2\n",
-            "[[tiers]]\nname = \"x\"\npriority = 1\ncolour = 3\n",
-        ] {
-            std::fs::write(&path, body).unwrap();
-            let r = Config::from_settings(settings(&["--config", path.to_str().unwrap()]));
-            assert!(r.is_err(), "accepted {body:?}");
-        }
-    }
-}
+mod tests;

@@ -1,4 +1,9 @@
+//! The embedded queue alone: order, rescues, admission, expiry, cancellation.
+
+use std::time::Duration;
+
 use super::*;
+use crate::queue::JobEvent;
 
 fn job(id: &str, tier: &str, level: u8) -> Job {
     Job {
@@ -13,8 +18,22 @@ fn job(id: &str, tier: &str, level: u8) -> Job {
     }
 }
 
-fn queue(aging: Duration) -> EmbeddedQueue {
-    EmbeddedQueue::new(aging, HashMap::from([("free".to_owned(), 2)]))
+/// A queue where `free` holds at most two jobs and every tier starves after `starvation`.
+fn queue(starvation: Duration) -> EmbeddedQueue {
+    let free = crate::queue::TierRule {
+        priority: 1,
+        starvation,
+        max_queued: Some(2),
+    };
+    EmbeddedQueue::new(QueuePolicy {
+        tiers: HashMap::from([("free".to_owned(), free)]),
+        default_starvation: starvation,
+        ..QueuePolicy::default()
+    })
+}
+
+fn position(q: &EmbeddedQueue, id: &str) -> Option<usize> {
+    q.standing(id).map(|s| s.position)
 }
 
 async fn next_id(q: &EmbeddedQueue) -> String {
@@ -40,14 +59,91 @@ async fn higher_levels_run_first_and_ties_keep_arrival_order() {
 }
 
 #[tokio::test]
-async fn a_job_that_waited_three_intervals_beats_fresh_top_tier_work() {
-    let aging = Duration::from_millis(40);
-    let q = queue(aging);
-    let _old = q.submit(job("free", "pro", 1)).await.unwrap();
-    tokio::time::sleep(aging * 3 + Duration::from_millis(5)).await;
+async fn a_starving_job_is_rescued_above_fresh_top_tier_work() {
+    let starvation = Duration::from_millis(40);
+    let q = queue(starvation);
+    let _old = q.submit(job("old", "pro", 1)).await.unwrap();
+    let _young = q.submit(job("young", "pro", 2)).await.unwrap();
+    tokio::time::sleep(starvation + Duration::from_millis(5)).await;
     let _new = q.submit(job("ent", "pro", 3)).await.unwrap();
-    assert_eq!(next_id(&q).await, "free");
+    assert_eq!(q.snapshot().tiers[0].starving, 2);
+    // The oldest starving job goes first; the ration then allows no second rescue at once.
+    assert_eq!(next_id(&q).await, "old");
     assert_eq!(next_id(&q).await, "ent");
+    assert_eq!(next_id(&q).await, "young");
+    assert_eq!(q.scheduling().rescues["pro"], 1);
+}
+
+#[tokio::test]
+async fn a_job_that_has_not_starved_waits_behind_every_higher_level() {
+    let q = queue(Duration::from_secs(3600));
+    let _old = q.submit(job("old", "pro", 1)).await.unwrap();
+    let _new = q.submit(job("ent", "pro", 3)).await.unwrap();
+    assert_eq!(next_id(&q).await, "ent");
+    assert_eq!(next_id(&q).await, "old");
+    assert!(q.scheduling().rescues.is_empty());
+}
+
+#[tokio::test]
+async fn under_a_flood_every_tenth_dispatch_at_most_is_a_rescue() {
+    let q = queue(Duration::ZERO);
+    let mut held = Vec::new();
+    for i in 0..20 {
+        held.push(q.submit(job(&format!("f{i}"), "pro", 1)).await.unwrap());
+    }
+    for i in 0..100 {
+        held.push(q.submit(job(&format!("e{i}"), "pro", 3)).await.unwrap());
+    }
+    let mut rescued_at = Vec::new();
+    for n in 0..50 {
+        if next_id(&q).await.starts_with('f') {
+            rescued_at.push(n);
+        }
+    }
+    assert_eq!(rescued_at, [0, 10, 20, 30, 40]);
+    let view = q.scheduling();
+    assert!((view.recent_rescue_share - 0.1).abs() < 1e-9, "{view:?}");
+}
+
+#[tokio::test]
+async fn a_cold_queue_admits_whatever_its_depth() {
+    let q = queue(Duration::from_secs(3600));
+    let mut held = Vec::new();
+    for i in 0..500 {
+        let mut j = job(&format!("j{i}"), "pro", 2);
+        j.max_wait = Duration::from_millis(1);
+        held.push(q.submit(j).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_job_predicted_to_wait_past_its_limit_is_refused_at_admission() {
+    let q = queue(Duration::from_secs(3600));
+    // Twenty dispatches within a second: about 20 a second.
+    for i in 0..20 {
+        let _t = q.submit(job(&format!("w{i}"), "pro", 2)).await.unwrap();
+        q.next().await.unwrap();
+    }
+    let mut held = Vec::new();
+    let refused = loop {
+        let mut j = job(&format!("j{}", held.len()), "pro", 2);
+        j.max_wait = Duration::from_secs(1);
+        match q.submit(j).await {
+            Ok(ticket) => held.push(ticket),
+            Err(e) => break e,
+        }
+        assert!(held.len() <= 40, "never refused");
+    };
+    // At 20 a second, one second of wait is about 20 jobs ahead.
+    assert!((19..=21).contains(&held.len()), "{}", held.len());
+    assert!(
+        matches!(&refused, QueueError::WouldWait { tier, wait, .. } if tier == "pro" && *wait > Duration::from_secs(1)),
+        "{refused:?}"
+    );
+    // A higher level is not behind that queue, so it still enters.
+    let mut ent = job("ent", "pro", 3);
+    ent.max_wait = Duration::from_secs(1);
+    assert!(q.submit(ent).await.is_ok());
 }
 
 #[tokio::test]
@@ -89,10 +185,10 @@ async fn position_counts_the_jobs_dispatched_before() {
     let _a = q.submit(job("a", "pro", 1)).await.unwrap();
     let _b = q.submit(job("b", "pro", 3)).await.unwrap();
     let _c = q.submit(job("c", "pro", 1)).await.unwrap();
-    assert_eq!(q.position("b"), Some(0));
-    assert_eq!(q.position("a"), Some(1));
-    assert_eq!(q.position("c"), Some(2));
-    assert_eq!(q.position("nope"), None);
+    assert_eq!(position(&q, "b"), Some(0));
+    assert_eq!(position(&q, "a"), Some(1));
+    assert_eq!(position(&q, "c"), Some(2));
+    assert_eq!(position(&q, "nope"), None);
 }
 
 #[tokio::test]
@@ -172,8 +268,8 @@ async fn a_job_that_leaves_from_the_middle_is_skipped_by_positions_and_dispatch(
     let b = q.submit(job("b", "pro", 2)).await.unwrap();
     let _c = q.submit(job("c", "pro", 2)).await.unwrap();
     drop(b);
-    assert_eq!(q.position("c"), Some(1));
-    assert_eq!(q.position("b"), None);
+    assert_eq!(position(&q, "c"), Some(1));
+    assert_eq!(position(&q, "b"), None);
     assert_eq!(next_id(&q).await, "a");
     assert_eq!(next_id(&q).await, "c");
     assert_eq!(q.snapshot().queued(), 0);
@@ -185,7 +281,7 @@ async fn tiers_at_the_same_level_keep_arrival_order_between_them() {
     let _x = q.submit(job("x", "free", 2)).await.unwrap();
     let _y = q.submit(job("y", "pro", 2)).await.unwrap();
     let _z = q.submit(job("z", "free", 2)).await.unwrap();
-    assert_eq!(q.position("z"), Some(2));
+    assert_eq!(position(&q, "z"), Some(2));
     for expected in ["x", "y", "z"] {
         assert_eq!(next_id(&q).await, expected);
     }
