@@ -17,8 +17,7 @@ let session = 0; // bumped on sign-out, so a refresh still in flight stops its l
 let history = []; // {t, depth: {tier: n}, p50: {tier: ms}, p95: {tier: ms}}, oldest first
 const samples = new Map(); // job id -> recent {t, tokens}, for tokens per second
 
-// ---- Elements and formatting -------------------------------------------------------------
-
+// Elements and formatting.
 // An element with attributes (`on*` become listeners) and children; text is never parsed as HTML.
 function h(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -31,9 +30,10 @@ function h(tag, attrs, ...children) {
   return e;
 }
 
-function svg(tag, attrs) {
+function svg(tag, attrs, text) {
   const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [name, value] of Object.entries(attrs)) e.setAttribute(name, value);
+  if (text != null) e.textContent = text;
   return e;
 }
 
@@ -52,15 +52,13 @@ function duration(secs) {
 }
 
 const millis = (ms) => (ms == null ? DASH : duration(ms / 1000));
-// Unix seconds as "12 s ago"; a clock a little ahead of ours reads as "just now".
-const ago = (unix) => (unix == null ? DASH : unix * 1000 > Date.now() ? "just now" : `${duration(Math.floor((Date.now() - unix * 1000) / 1000))} ago`);
+// Unix seconds as "12 s ago"; under a second, or a clock a little ahead of ours, is "just now".
+const ago = (unix) => (unix == null ? DASH : Date.now() - unix * 1000 < 1000 ? "just now" : `${duration(Math.floor(Date.now() / 1000 - unix))} ago`);
 
 function bytes(n) {
   if (n == null) return DASH;
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+  const i = n < 1000 ? 0 : Math.min(4, Math.floor(Math.log10(n) / 3));
+  return `${(n / 1000 ** i).toFixed(i ? 1 : 0)} ${["B", "KB", "MB", "GB", "TB"][i]}`;
 }
 
 const cells = (...values) => h("tr", null, values.map((v) => (v instanceof Node && v.tagName === "TD" ? v : h("td", null, v ?? DASH))));
@@ -73,8 +71,7 @@ function fill(table, rows, empty) {
 
 const colour = (tier) => `c${Math.max(0, tiers.findIndex((t) => t.name === tier)) % 6}`;
 
-// ---- Messages ----------------------------------------------------------------------------
-
+// Messages.
 // One message per source, so a failing refresh updates its message instead of piling up.
 function say(source, text, kind = "error") {
   const old = document.querySelector(`#messages [data-source="${source}"]`);
@@ -84,11 +81,8 @@ function say(source, text, kind = "error") {
   if (old) old.replaceWith(message); else $("#messages").append(message);
 }
 
-// ---- The admin API -----------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
-}
+// The admin API.
+class ApiError extends Error { constructor(status, message) { super(message); this.status = status; } }
 
 async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${key}` };
@@ -117,8 +111,7 @@ async function act(source, button, action) {
   try { await action(); } catch (e) { say(source, e.message); } finally { if (button) button.disabled = false; }
 }
 
-// ---- Sign-in -----------------------------------------------------------------------------
-
+// Sign-in.
 // Checks a key against an admin route: 403 is a user key, 401 an unknown or revoked one.
 async function signIn(candidate) {
   key = candidate;
@@ -137,23 +130,19 @@ async function signIn(candidate) {
     const keep = select.id === "filter-tier" ? [h("option", { value: "" }, "all")] : [];
     select.replaceChildren(...keep, ...tiers.map((t) => h("option", { value: t.name }, t.name)));
   }
-  $("#signin").hidden = true;
-  $("#tabs").hidden = false;
-  $("#who").hidden = false;
+  for (const [id, hidden] of [["#signin", true], ["#tabs", false], ["#who", false]]) $(id).hidden = hidden;
   show();
   refresh();
 }
 
 function signOut(why) {
   clearTimeout(timer);
-  timer = null;
+  [timer, key, history] = [null, null, []];
   session += 1;
-  key = null;
-  sessionStorage.removeItem(STORE);
-  history = [];
   samples.clear();
+  sessionStorage.removeItem(STORE);
   // Nothing the admin key revealed stays on the page.
-  $("#messages").replaceChildren();
+  for (const id of ["#messages", "#cards", "#default-now"]) $(id).replaceChildren();
   $("#secret").hidden = true;
   $("#secret-value").textContent = "";
   for (const body of document.querySelectorAll("tbody")) body.replaceChildren();
@@ -163,19 +152,16 @@ function signOut(why) {
   $("#signin-error").textContent = why ?? "";
 }
 
-// ---- Tabs --------------------------------------------------------------------------------
-
+// Tabs.
 function show() {
   if (!key) return;
   const tab = ["overview", "models", "keys"].find((t) => `#${t}` === location.hash) ?? "overview";
   for (const link of document.querySelectorAll("#tabs a")) link.classList.toggle("active", link.dataset.tab === tab);
   for (const t of ["overview", "models", "keys"]) $(`#${t}`).hidden = t !== tab;
-  if (tab === "models") act("models", null, loadModels);
-  if (tab === "keys") act("keys", null, loadKeys);
+  if (tab !== "overview") act(tab, null, tab === "models" ? loadModels : loadKeys);
 }
 
-// ---- Overview ----------------------------------------------------------------------------
-
+// Overview.
 async function refresh() {
   const mine = session;
   const [queue, stats, health] = await Promise.allSettled([api("GET", "/admin/queue"), api("GET", "/admin/stats"), api("GET", "/api/health")]);
@@ -197,12 +183,8 @@ function renderOverview(queue, stats, health) {
   const now = Date.now();
   const wait = new Map((stats?.tiers ?? []).map((t) => [t.tier, t.queue_wait]));
   if (queue) {
-    history.push({
-      t: now,
-      depth: Object.fromEntries(queue.tiers.map((t) => [t.tier, t.queued])),
-      p50: Object.fromEntries([...wait].map(([tier, w]) => [tier, w?.p50_ms ?? null])),
-      p95: Object.fromEntries([...wait].map(([tier, w]) => [tier, w?.p95_ms ?? null])),
-    });
+    const per = (field) => Object.fromEntries([...wait].map(([tier, w]) => [tier, w?.[field] ?? null]));
+    history.push({ t: now, depth: Object.fromEntries(queue.tiers.map((t) => [t.tier, t.queued])), p50: per("p50_ms"), p95: per("p95_ms") });
     history = history.filter((p) => p.t >= now - WINDOW_MS);
   }
   renderCards(queue, stats, health);
@@ -249,8 +231,7 @@ function speed(job, now) {
   const seen = (samples.get(job.job_id) ?? []).filter((s) => s.t >= now - 10_000);
   seen.push({ t: now, tokens: job.tokens });
   samples.set(job.job_id, seen);
-  const first = seen[0];
-  if (now - first.t >= 1000) return (job.tokens - first.tokens) / ((now - first.t) / 1000);
+  if (now - seen[0].t >= 1000) return (job.tokens - seen[0].tokens) / ((now - seen[0].t) / 1000);
   const running = now / 1000 - job.started_at;
   return running >= 1 ? job.tokens / running : null;
 }
@@ -275,8 +256,7 @@ async function clearQueue(button, tier, queued) {
   });
 }
 
-// ---- Charts ------------------------------------------------------------------------------
-
+// Charts.
 // A ceiling of at least `least` whose half is round too, so the three axis labels read well.
 function nice(max, least) {
   const top = Math.max(max, least);
@@ -285,7 +265,7 @@ function nice(max, least) {
 }
 
 function chart(target, series, label, least, now) {
-  const [W, H, L, R, T, B] = [600, 200, 64, 8, 10, 24];
+  const [W, H, L, R, T, B] = [600, 200, 80, 8, 10, 24];
   const values = series.flatMap((s) => s.points.map((p) => p.v)).filter((v) => v != null);
   const top = nice(Math.max(0, ...values), least);
   const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - (history[0]?.t ?? now)));
@@ -294,14 +274,10 @@ function chart(target, series, label, least, now) {
   const nodes = [];
   for (const v of [0, top / 2, top]) {
     nodes.push(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
-    const text = svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" });
-    text.textContent = label(v);
-    nodes.push(text);
+    nodes.push(svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, label(v)));
   }
   for (const [t, words, anchor] of [[now - span, `${Math.round(span / 60000)} min ago`, "start"], [now, "now", "end"]]) {
-    const text = svg("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": anchor });
-    text.textContent = words;
-    nodes.push(text);
+    nodes.push(svg("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": anchor }, words));
   }
   for (const s of series) {
     // A gap in the data (no percentile yet) breaks the line instead of bridging it.
@@ -310,11 +286,7 @@ function chart(target, series, label, least, now) {
     for (const p of s.points) if (p.v == null) flush(); else run.push(`${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`);
     flush();
   }
-  if (!values.length) {
-    const text = svg("text", { x: W / 2, y: H / 2, class: "axis", "text-anchor": "middle" });
-    text.textContent = "collecting data…";
-    nodes.push(text);
-  }
+  if (!values.length) nodes.push(svg("text", { x: W / 2, y: H / 2, class: "axis", "text-anchor": "middle" }, "collecting data…"));
   $(target).replaceChildren(...nodes);
 }
 
@@ -330,8 +302,7 @@ function drawCharts(now) {
   }
 }
 
-// ---- Models ------------------------------------------------------------------------------
-
+// Models.
 async function loadModels() {
   const [models, current] = await Promise.all([api("GET", "/admin/models"), api("GET", "/admin/models/default")]);
   $("#default-now").replaceChildren(current.model ? h("strong", { id: "default-model" }, current.model) : "No model is installed.",
@@ -346,12 +317,9 @@ async function loadModels() {
     "No aliases are configured.");
 }
 
-// ---- Keys --------------------------------------------------------------------------------
-
+// Keys.
 async function loadKeys() {
-  const query = new URLSearchParams();
-  if ($("#filter-tier").value) query.set("tier", $("#filter-tier").value);
-  if ($("#filter-revoked").value) query.set("revoked", $("#filter-revoked").value);
+  const query = new URLSearchParams([["tier", $("#filter-tier").value], ["revoked", $("#filter-revoked").value]].filter(([, v]) => v));
   const keys = await api("GET", `/admin/keys${query.size ? `?${query}` : ""}`);
   fill("#keys-table", keys.data.map(keyRow), "No key matches.");
 }
@@ -400,8 +368,7 @@ async function copySecret() {
   $("#secret-copy").textContent = "Copied";
 }
 
-// ---- Wiring ------------------------------------------------------------------------------
-
+// Wiring.
 document.addEventListener("DOMContentLoaded", () => {
   $("#signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("#signin-key").value.trim()); });
   $("#sign-out").addEventListener("click", () => signOut(null));
