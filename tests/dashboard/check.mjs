@@ -1,9 +1,11 @@
 // Drives the admin dashboard at BASE_URL/dashboard in Debian's Chromium, as an admin would:
 // a user key is refused with "not an admin key", the admin key signs in, the queued and running
 // counts shown match GET /admin/queue, the free tier is cleared, a key is created (and used for
-// a chat), edited and revoked, the default model is switched, and the admin signs out.
+// a chat), edited and revoked, the default model is switched, the admin signs out, and
+// Swagger UI at /docs links to the page.
 // Fails on any console error, page error, or request to another host than the server.
-// Screenshots at 1280 and 390 px go to SCREENSHOT_DIR.
+// Screenshots of the overview at 1280 and 390 px, and of the keys and models tabs, go to
+// SCREENSHOT_DIR.
 //
 // Started by tests/api/dashboard.rs, which provides the server, its jobs and the environment.
 // Prints `DEFAULT=<model>` (the model it made the default) for the test to check.
@@ -158,6 +160,7 @@ try {
   const row = page.locator("#keys-table tbody tr", { hasText: "made-by-dashboard" });
   await row.waitFor();
   const id = await row.getAttribute("data-key");
+  await page.screenshot({ path: `${SCREENSHOT_DIR}/dashboard-keys.png`, fullPage: true });
   const answer = await chat(secret, "hi");
   check(answer.status === 200 && answer.body.choices?.[0]?.message?.content === "Hello from the fake Ollama.",
     `the new key's chat answered ${answer.status} ${JSON.stringify(answer.body)}`);
@@ -188,6 +191,7 @@ try {
   await page.locator("#default-model", { hasText: next }).waitFor();
   await page.locator("#models-table tbody tr", { hasText: next }).locator(".badge").waitFor();
   console.log(`DEFAULT=${next}`);
+  await page.screenshot({ path: `${SCREENSHOT_DIR}/dashboard-models.png`, fullPage: true });
   log(`the default model was ${before}, now ${next}`);
 
   // Sign out: the key leaves the tab.
@@ -196,6 +200,13 @@ try {
   check((await page.evaluate(() => sessionStorage.length)) === 0, "sessionStorage still holds something");
   check(!(await page.locator("#overview").isVisible()), "the overview is still shown");
   log("signed out");
+
+  // Swagger UI links to the dashboard (its own console is not this test's concern).
+  const docs = await context.newPage();
+  await docs.goto(`${BASE_URL}/docs/`);
+  await docs.locator('.swagger-ui .info a[href="/dashboard"]').waitFor();
+  await docs.close();
+  log("/docs links to the dashboard");
 } catch (e) {
   problems.push(e.stack ?? String(e));
 } finally {
