@@ -52,8 +52,8 @@ const context = await chromium.launchPersistentContext(profile, {
     "--disable-component-update", "--disable-sync"],
 });
 const problems = [];
-// The refused sign-ins make Chromium log their 401/403 as errors; those, and only those, are
-// expected while this is set.
+// The refused sign-ins (and the injected 500) make Chromium log their status as errors; those,
+// and only those, are expected while this is set.
 let refusalsExpected = false;
 try {
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin });
@@ -65,7 +65,7 @@ try {
   });
   page.on("console", (message) => {
     if (message.type() !== "error") return;
-    if (refusalsExpected && /status of 40[13]/.test(message.text())) return;
+    if (refusalsExpected && /status of (401|403|500)/.test(message.text())) return;
     problems.push(`console error: ${message.text()}`);
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -193,6 +193,33 @@ try {
   console.log(`DEFAULT=${next}`);
   await page.screenshot({ path: `${SCREENSHOT_DIR}/dashboard-models.png`, fullPage: true });
   log(`the default model was ${before}, now ${next}`);
+
+  // The fields GET /admin/queue is gaining (starvation, rescues, scheduling) are shown when
+  // present, and an API error is shown in the page: both injected by rewriting answers.
+  await page.route("**/admin/queue", async (route) => {
+    const real = await route.fetch();
+    const body = await real.json();
+    for (const t of body.tiers) Object.assign(t, { starving: t.tier === "free" ? 2 : 0, rescues: 7, starvation_secs: 120 });
+    body.scheduling = { rescue_share: 0.1, recent_rescue_share: 0.04, throughput_per_sec: 9.8 };
+    await route.fulfill({ response: real, json: body });
+  });
+  await page.route("**/admin/stats", (route) => route.fulfill({
+    status: 500, contentType: "application/json",
+    json: { error: { message: "injected failure", type: "server_error", param: null, code: null } },
+  }));
+  refusalsExpected = true; // the injected 500 is logged like the refusals
+  await page.click('#tabs a[data-tab="overview"]');
+  const free = page.locator("#tiers-table tbody tr", { hasText: "free" });
+  await free.locator("td", { hasText: "2 min 0 s" }).waitFor();
+  check((await free.locator("td").nth(3).innerText()) === "2", "starving jobs are not shown");
+  check((await free.locator("td").nth(4).innerText()) === "7", "rescues are not shown");
+  await page.locator(".stat", { hasText: "10.0 %" }).locator(".detail", { hasText: "recently 4.0 %" }).waitFor();
+  await page.locator(".stat .value", { hasText: "9.8 jobs/s" }).waitFor();
+  await page.locator(".message.error", { hasText: "GET /admin/stats failed (500): injected failure" }).waitFor();
+  await page.unrouteAll();
+  await page.locator(".message.error").waitFor({ state: "detached" });
+  refusalsExpected = false;
+  log("starvation, rescues and scheduling are shown when present; an API error is shown, then cleared");
 
   // Sign out: the key leaves the tab.
   await page.click("#sign-out");
