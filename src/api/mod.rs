@@ -1,12 +1,14 @@
 //! The HTTP surface: OpenAI routes, admin routes and health, with the layers every response
 //! shares (request id, body limit, tracing) and OpenAI-shaped answers for unknown routes.
 //! Routes are registered together with their OpenAPI paths, served at `/openapi.json` and
-//! browsable with Swagger UI at `/docs`.
+//! browsable with Swagger UI at `/docs`; the admin dashboard, a page over the admin API, is at
+//! `/dashboard`.
 
 mod admin;
 mod auth;
 mod body;
 mod chat;
+mod dashboard;
 pub mod error;
 mod health;
 mod limits;
@@ -94,6 +96,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     openai
         .merge(others)
         .merge(docs)
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

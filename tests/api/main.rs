@@ -17,6 +17,7 @@ mod binary;
 mod chat;
 mod cluster;
 mod conformance;
+mod dashboard;
 mod distributed;
 mod docs;
 mod errors;

@@ -78,7 +78,8 @@ impl Modify for ApiInfoOnly {
         version = "1",
         description = "An OpenAI-compatible gateway in front of Ollama with a priority queue \
             keyed by API-key tier, and its admin API. Use **Authorize** with an admin key to \
-            call the admin routes from this page.",
+            call the admin routes from this page. The [admin dashboard](/dashboard) shows the \
+            queue, models and keys with the same admin key.",
     ),
     paths(super::models::get),
     components(schemas(
