@@ -1,4 +1,4 @@
-# Sourced by .ci/run: boots a RabbitMQ node that belongs to this run alone, with its own node
+# Sourced by scripts/test.sh: boots a RabbitMQ node that belongs to this run alone, with its own node
 # name, ports, Erlang port mapper, data directory and cookie. Whatever else the machine holds (a
 # system broker that is running, stale or stuck, queues left by earlier runs) can then neither
 # change the results nor stall the run. Every wait is bounded.
