@@ -159,9 +159,31 @@ pub trait Delivery: Send + std::fmt::Debug {
 
     /// Asks the job's owner for the right to run it on `worker`, which runs up to `slots` jobs
     /// at once. A granted claim reports the start (`JobEvent::Started`) to the client itself.
-    /// `None` when denied; the job is then acknowledged and dropped, so nothing is generated
-    /// for nobody.
-    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>>;
+    /// The worker calls Ollama only after a grant, so an abandoned job never reaches it.
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Claim;
+}
+
+/// How a claim ended. Each outcome leaves the job somewhere different, so they are kept apart.
+#[derive(Debug)]
+pub enum Claim {
+    /// The owner granted it: run it, then [`Assignment::finish`] it.
+    Granted(Box<dyn Assignment>),
+    /// The owner refused it (client gone, job expired, another copy won): it was acknowledged
+    /// and dropped, so nothing is generated for nobody.
+    Denied,
+    /// No answer for a broker reason (timeout, connection lost, alarm): the job went back to
+    /// the queue for another try, never acknowledged away.
+    Failed(QueueError),
+}
+
+impl Claim {
+    /// The assignment of a granted claim.
+    pub fn granted(self) -> Option<Box<dyn Assignment>> {
+        match self {
+            Self::Granted(assignment) => Some(assignment),
+            Self::Denied | Self::Failed(_) => None,
+        }
+    }
 }
 
 /// A claimed job: the worker runs it and reports back.

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ollama::OllamaClient;
-use crate::queue::{QueueError, WorkQueue, WorkerAnnouncement};
+use crate::queue::{Claim, QueueError, WorkQueue, WorkerAnnouncement};
 
 /// How often a worker tells the gateways what it offers.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
@@ -108,18 +108,24 @@ impl Worker {
                     continue;
                 }
             };
-            // Ollama starts on the prompt while the claim travels to the job's owner and back,
-            // so the claim adds nothing to the time to first token; a denied claim drops the
-            // request before prefill has got far.
-            let (job_id, body) = (delivery.job().id.clone(), Arc::clone(&delivery.job().body));
-            let call = self.ollama.chat(&body);
-            let (granted, first_call) =
-                job::claim_while(delivery.claim(&self.name, self.slots), call).await;
-            let Some(mut assignment) = granted else {
-                tracing::debug!(job = %job_id, "claim denied; job dropped");
-                continue;
+            // Ollama is called only after the grant: a job whose client left, or a copy that
+            // lost to another, never reaches it (on a real Ollama that could mean a model load
+            // or a long prompt evaluation for nobody). The claim costs well under a
+            // millisecond next to Ollama's own time to first token.
+            let job_id = delivery.job().id.clone();
+            let mut assignment = match delivery.claim(&self.name, self.slots).await {
+                Claim::Granted(assignment) => assignment,
+                Claim::Denied => {
+                    tracing::debug!(job = %job_id, "claim denied; job dropped");
+                    continue;
+                }
+                Claim::Failed(e) => {
+                    tracing::warn!(job = %job_id, error = %e, "claim failed; the job went back to the queue");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
             };
-            job::run(&self.ollama, assignment.as_mut(), first_call, self.limits).await;
+            job::run(&self.ollama, assignment.as_mut(), self.limits).await;
             assignment.finish().await;
         }
     }

@@ -83,10 +83,9 @@ async fn a_free_job_is_not_starved_by_an_enterprise_flood_and_no_job_runs_twice(
         }
     }
     all_ok(handles).await;
-    // Workers start Ollama while a claim is in flight and drop the request when it is denied
-    // (the losing copy of a rescued job), so what counts is which generations ran to the end, and in what
-    // order: the fake runs one at a time.
-    let started = fake.finished();
+    // Workers call Ollama only once a claim is granted, so the losing copy of the rescued job
+    // never reaches it: every job starts exactly once, in the order the fake ran them.
+    let started = fake.started();
     assert_eq!(started.len(), 22, "{started:?}");
     let mut unique = started.clone();
     unique.sort();
@@ -270,4 +269,26 @@ async fn every_gateway_reports_the_whole_queue() {
     c.wait_queued(&g2, 2).await;
     fake.release();
     all_ok(vec![blocker, at_g1, at_g2]).await;
+}
+
+#[tokio::test]
+async fn a_job_whose_client_left_while_queued_never_reaches_ollama() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(FakeConfig::default()).await;
+    let _w = c.worker(&fake).await;
+    let g = c.gateway("3600").await;
+    c.wait_ready(&g).await;
+    let key = c.key(&g, "pro").await;
+    let blocker = c.send(&g, &key, "#hold");
+    fake.wait_started(1).await;
+    let victim = c.send(&g, &key, "victim");
+    c.wait_queued(&g, 1).await;
+    victim.abort();
+    c.wait_queued(&g, 0).await;
+    fake.release();
+    all_ok(vec![blocker, c.send(&g, &key, "after")]).await;
+    // The victim's message was still on the broker; the worker took it, was denied its claim
+    // and never called Ollama.
+    assert_eq!(fake.started(), ["#hold", "after"]);
+    assert_eq!(fake.chat_requests().len(), 2);
 }

@@ -121,7 +121,7 @@ pub async fn take(work: &Arc<dyn WorkQueue>) -> Box<dyn Assignment> {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let delivery = work.next().await.unwrap();
-            if let Some(granted) = delivery.claim("test-worker", 3).await {
+            if let Some(granted) = delivery.claim("test-worker", 3).await.granted() {
                 return granted;
             }
         }

@@ -93,7 +93,7 @@ pub async fn run(ops: usize) -> Result<Vec<DepthResult>, BenchError> {
             n += 1;
             let started = Instant::now();
             let delivery = queue.next().await.ctx("the queue closed")?;
-            let assignment = delivery.claim("bench", 1).await;
+            let assignment = delivery.claim("bench", 1).await.granted();
             dispatch.push(nanos(started));
             if assignment.is_none() {
                 return Err(BenchError("a queued job was denied its claim".into()));

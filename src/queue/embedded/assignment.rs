@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Inner;
 use super::lane::Queued;
-use crate::queue::{Assignment, Claimed, Delivery, Job, JobEvent, QueueError, pacing};
+use crate::queue::{Assignment, Claim, Claimed, Delivery, Job, JobEvent, QueueError, pacing};
 
 /// A job taken from the queue, not yet claimed.
 #[derive(Debug)]
@@ -31,11 +31,11 @@ impl Delivery for EmbeddedDelivery {
         &self.queued.job
     }
 
-    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>> {
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Claim {
         // The queue already gave this job to one worker only; the client may still have left.
         let Queued { job, claim, .. } = self.queued;
         if claim.is_closed() {
-            return None;
+            return Claim::Denied;
         }
         let (events, receiver) = pacing::channel();
         let started = JobEvent::Started {
@@ -43,15 +43,19 @@ impl Delivery for EmbeddedDelivery {
             slots,
         };
         // The channel is new and empty, so the start always fits.
-        events.try_send(started).ok()?;
+        if events.try_send(started).is_err() {
+            return Claim::Denied;
+        }
         let cancel = CancellationToken::new();
         let claimed = Claimed {
             events: receiver,
             cancel: cancel.clone(),
         };
-        claim.send(Ok(claimed)).ok()?;
+        if claim.send(Ok(claimed)).is_err() {
+            return Claim::Denied;
+        }
         self.inner.running.fetch_add(1, Ordering::Relaxed);
-        Some(Box::new(EmbeddedAssignment {
+        Claim::Granted(Box::new(EmbeddedAssignment {
             job,
             events,
             cancel,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::queue::JobEvent;
+use crate::queue::{Claim, JobEvent};
 
 fn job(id: &str, tier: &str, level: u8) -> Job {
     Job {
@@ -163,7 +163,7 @@ async fn a_claim_is_denied_once_the_client_left() {
     let ticket = q.submit(job("j", "pro", 1)).await.unwrap();
     let delivery = q.next().await.unwrap();
     drop(ticket);
-    assert!(delivery.claim("w", 1).await.is_none());
+    assert!(matches!(delivery.claim("w", 1).await, Claim::Denied));
 }
 
 #[tokio::test]
@@ -245,7 +245,14 @@ async fn the_board_follows_a_job_from_start_to_end() {
     let q = queue(Duration::from_secs(3600));
     let mut ticket = q.submit(job("j", "pro", 2)).await.unwrap();
     // The claim itself reports the start, with the worker's name and slots.
-    let mut running = q.next().await.unwrap().claim("w1", 2).await.unwrap();
+    let mut running = q
+        .next()
+        .await
+        .unwrap()
+        .claim("w1", 2)
+        .await
+        .granted()
+        .unwrap();
     running
         .send(JobEvent::Delta(Default::default()))
         .await
@@ -291,7 +298,14 @@ async fn tiers_at_the_same_level_keep_arrival_order_between_them() {
 async fn a_ticket_dropped_before_reading_its_claim_still_stops_the_worker() {
     let q = queue(Duration::from_secs(3600));
     let ticket = q.submit(job("j", "pro", 2)).await.unwrap();
-    let running = q.next().await.unwrap().claim("w", 1).await.unwrap();
+    let running = q
+        .next()
+        .await
+        .unwrap()
+        .claim("w", 1)
+        .await
+        .granted()
+        .unwrap();
     assert!(!running.cancelled().is_cancelled());
     drop(ticket);
     assert!(running.cancelled().is_cancelled());

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::Channel;
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::BasicAckOptions;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ use super::outbox::EventOutbox;
 use super::wire::{Announcement, Control, JobMessage, Reply};
 use super::{BrokerStatus, RabbitConfig};
 use crate::queue::{
-    Assignment, Delivery, Job, JobEvent, QueueError, WorkQueue, WorkerAnnouncement,
+    Assignment, Claim, Delivery, Job, JobEvent, QueueError, WorkQueue, WorkerAnnouncement,
 };
 
 /// How long acknowledging a job may take; on a connection that just died it may never finish.
@@ -36,8 +36,21 @@ async fn ack(delivery: &AmqpDelivery) {
     }
 }
 
-/// How long a worker waits for its claim to be answered before dropping the job.
+/// How long a worker waits for its claim to be answered before putting the job back.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Puts a job back in its queue for another worker (or this one) to claim again. Fails only
+/// if its channel died, in which case the broker requeued the job already.
+async fn requeue(delivery: &AmqpDelivery) {
+    let options = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    let nacked = delivery.acker.nack(options);
+    if !matches!(tokio::time::timeout(ACK_TIMEOUT, nacked).await, Ok(Ok(_))) {
+        tracing::debug!("a job could not be requeued; its channel is gone");
+    }
+}
 
 /// The worker's handle on the broker.
 #[derive(Debug, Clone)]
@@ -216,7 +229,7 @@ impl Delivery for RabbitDelivery {
         &self.message.job
     }
 
-    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Option<Box<dyn Assignment>> {
+    async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Claim {
         let job_id = self.message.job.id.clone();
         let (tx, rx) = oneshot::channel();
         locked(&self.inner.claims).insert(job_id.clone(), tx);
@@ -233,17 +246,35 @@ impl Delivery for RabbitDelivery {
             .inner
             .publish_reply(&self.message.reply_to, &job_id, &claim)
             .await;
-        let granted = match published {
-            Ok(Published::Routed) => {
-                matches!(tokio::time::timeout(CLAIM_TIMEOUT, rx).await, Ok(Ok(true)))
-            }
-            // No reply queue: the gateway that owned the client is gone.
-            Ok(Published::Returned) | Err(_) => false,
+        let answer = match published {
+            Ok(Published::Routed) => match tokio::time::timeout(CLAIM_TIMEOUT, rx).await {
+                Ok(Ok(granted)) => Ok(granted),
+                Ok(Err(_)) => Err(QueueError::Unavailable(
+                    "the broker session ended while the claim was pending".to_owned(),
+                )),
+                Err(_) => Err(QueueError::Unavailable(format!(
+                    "the claim got no answer within {} s",
+                    CLAIM_TIMEOUT.as_secs()
+                ))),
+            },
+            // No reply queue: the gateway that owned the client is gone, and the job with it.
+            Ok(Published::Returned) => Ok(false),
+            Err(e) => Err(e),
         };
         locked(&self.inner.claims).remove(&job_id);
-        if !granted {
-            ack(&self.delivery).await;
-            return None;
+        match answer {
+            Ok(true) => {}
+            Ok(false) => {
+                ack(&self.delivery).await;
+                return Claim::Denied;
+            }
+            Err(e) => {
+                // A broker reason, not the job's: it goes back to the queue. A grant that
+                // arrives late finds no claim here and is dropped; the gateway grants the
+                // redelivered copy again, as no token was sent.
+                requeue(&self.delivery).await;
+                return Claim::Failed(e);
+            }
         }
         let cancelled = CancellationToken::new();
         locked(&self.inner.running)
@@ -269,7 +300,7 @@ impl Delivery for RabbitDelivery {
                 cancelled.clone(),
             )
         };
-        Some(Box::new(RabbitAssignment {
+        Claim::Granted(Box::new(RabbitAssignment {
             message: self.message,
             delivery: self.delivery,
             inner: self.inner,
