@@ -16,6 +16,11 @@ pub fn completion_id() -> String {
     format!("chatcmpl-{}", random_alphanumeric(29))
 }
 
+/// `cmpl-` and 29 random characters: a text completion id.
+pub fn text_completion_id() -> String {
+    format!("cmpl-{}", random_alphanumeric(29))
+}
+
 /// `call_` and 24 random characters, for tool calls that arrive without an id.
 pub fn tool_call_id() -> String {
     format!("call_{}", random_alphanumeric(24))

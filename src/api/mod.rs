@@ -5,10 +5,13 @@
 //! `/dashboard`.
 
 mod admin;
+mod answer;
 mod auth;
 mod body;
 mod chat;
+mod completions;
 mod dashboard;
+mod embeddings;
 pub mod error;
 mod health;
 mod limits;
@@ -17,6 +20,7 @@ pub mod openapi;
 mod params;
 pub mod state;
 mod stream;
+mod submit;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -53,6 +57,8 @@ impl MakeRequestId for RandomRequestId {
 fn openai_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(chat::create))
+        .routes(routes!(completions::create))
+        .routes(routes!(embeddings::create))
         .routes(routes!(models::list))
         // Model ids may contain slashes; `ApiDoc` documents this path as `/v1/models/{id}`.
         .route("/v1/models/{*id}", get(models::get))

@@ -1,10 +1,12 @@
-//! The SSE answer: exact `data: <chunk>\n\n` frames, `data: [DONE]`, and comment keep-alives
-//! (`: queued position=N tier=pro eta_secs=E`) while the job waits, so proxies and SDKs do not
-//! time out.
+//! Streamed answers, whatever their wire format: each API supplies a [`Render`] (OpenAI SSE
+//! chunks, Responses API events, Ollama NDJSON) and this module runs the stream.
 //!
-//! The status line is held back until the first real event or the first keep-alive is due:
-//! a job that fails before that (unknown model on Ollama, Ollama down) still gets a proper
-//! HTTP error. After it, errors are an in-band `data: {"error": ...}` event, then the end.
+//! While the job waits, formats with comments get keep-alives
+//! (`: queued position=N tier=pro eta_secs=E`) so proxies and SDKs do not time out. The status
+//! line is held back until the first real event or the first keep-alive is due: a job that
+//! fails before that (unknown model on Ollama, Ollama down) still gets a proper HTTP error.
+//! After it, errors are written in-band by the format, then the stream ends. NDJSON has no
+//! comments, so like Ollama itself it sends nothing, headers included, until the first event.
 //! The body owns the job's ticket, so a client that disconnects cancels its job.
 
 use std::collections::VecDeque;
@@ -17,22 +19,46 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::state::AppState;
+use super::submit::Admitted;
 use crate::limits::InFlight;
-use crate::openai::render::{ResponseMeta, error_event};
 use crate::queue::{JobEvent, JobQueue, JobStanding, JobTicket};
 
-/// Starts the SSE answer for a queued job.
-pub async fn respond(
+/// How one API writes the events of a job.
+pub trait Render: Send + 'static {
+    /// The response's content type.
+    const CONTENT_TYPE: &'static str;
+
+    /// Appends the frames of one event of the answer (`Delta`, `Embeddings`, `Finished`;
+    /// never `Started` or `Failed`). Returns true when the answer is complete.
+    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool;
+
+    /// The in-band error that ends a stream already answered 200.
+    fn error(&mut self, error: &ApiError) -> Bytes;
+
+    /// A comment frame carrying `text`; `None` for formats without comments.
+    fn comment(&self, text: &str) -> Option<Bytes>;
+}
+
+/// Starts the streamed answer of a queued job.
+pub async fn respond<R: Render>(
     state: &AppState,
-    mut ticket: JobTicket,
-    meta: ResponseMeta,
-    include_usage: bool,
-    tier: &str,
-    in_flight: InFlight,
+    admitted: Admitted,
+    render: R,
 ) -> Result<Response, ApiError> {
+    let Admitted {
+        mut ticket,
+        in_flight,
+        tier,
+    } = admitted;
+    let keepalives = render.comment("").is_some();
     let mut running = false;
     let first = {
-        let deadline = tokio::time::sleep(state.keepalive);
+        let deadline = tokio::time::sleep(if keepalives {
+            state.keepalive
+        } else {
+            // Effectively never: the first event decides.
+            Duration::from_secs(86_400 * 365)
+        });
         tokio::pin!(deadline);
         loop {
             tokio::select! {
@@ -47,12 +73,11 @@ pub async fn respond(
             }
         }
     };
-    let mut sse = SseStream {
+    let mut stream = Stream {
+        render,
         ticket,
-        meta,
-        include_usage,
         queue: Arc::clone(&state.queue),
-        tier: tier.to_owned(),
+        tier,
         keepalive: state.keepalive,
         running,
         pending: VecDeque::new(),
@@ -61,19 +86,19 @@ pub async fn respond(
         _in_flight: in_flight,
     };
     match first {
-        Some(event) => sse.on_event(Some(event)),
-        None => {
-            let comment = sse.keepalive_comment();
-            sse.pending.push_back(comment);
-        }
+        Some(event) => stream.on_event(Some(event)),
+        None => stream.push_keepalive(),
     }
-    let body = Body::from_stream(futures_util::stream::unfold(sse, |mut sse| async move {
-        let frame = sse.next_frame().await?;
-        Some((Ok::<_, std::convert::Infallible>(frame), sse))
-    }));
+    let body = Body::from_stream(futures_util::stream::unfold(
+        stream,
+        |mut stream| async move {
+            let frame = stream.next_frame().await?;
+            Some((Ok::<_, std::convert::Infallible>(frame), stream))
+        },
+    ));
     Ok((
         [
-            (CONTENT_TYPE, "text/event-stream"),
+            (CONTENT_TYPE, R::CONTENT_TYPE),
             (CACHE_CONTROL, "no-cache"),
             // Tells nginx-style proxies not to buffer the stream.
             (
@@ -86,10 +111,9 @@ pub async fn respond(
         .into_response())
 }
 
-struct SseStream {
+struct Stream<R> {
+    render: R,
     ticket: JobTicket,
-    meta: ResponseMeta,
-    include_usage: bool,
     queue: Arc<dyn JobQueue>,
     tier: String,
     keepalive: Duration,
@@ -105,11 +129,7 @@ fn shutting_down() -> ApiError {
     ApiError::Unavailable("the server is shutting down; retry shortly".to_owned())
 }
 
-fn data(json: &str) -> Bytes {
-    Bytes::from(format!("data: {json}\n\n"))
-}
-
-impl SseStream {
+impl<R: Render> Stream<R> {
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
             if let Some(frame) = self.pending.pop_front() {
@@ -120,10 +140,7 @@ impl SseStream {
             }
             tokio::select! {
                 event = self.ticket.next_event() => self.on_event(event),
-                () = tokio::time::sleep(self.keepalive) => {
-                    let comment = self.keepalive_comment();
-                    self.pending.push_back(comment);
-                }
+                () = tokio::time::sleep(self.keepalive) => self.push_keepalive(),
                 () = self.hard_stop.cancelled() => self.fail(&shutting_down()),
             }
         }
@@ -132,23 +149,8 @@ impl SseStream {
     fn on_event(&mut self, event: Option<JobEvent>) {
         match event {
             Some(JobEvent::Started { .. }) => self.running = true,
-            Some(JobEvent::Delta(delta)) => {
-                self.pending.push_back(data(&self.meta.delta_chunk(&delta)));
-            }
-            Some(JobEvent::Finished {
-                finish_reason,
-                usage,
-            }) => {
-                self.pending
-                    .push_back(data(&self.meta.finish_chunk(&finish_reason)));
-                if self.include_usage {
-                    self.pending.push_back(data(&self.meta.usage_chunk(usage)));
-                }
-                self.pending
-                    .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
-                self.done = true;
-            }
             Some(JobEvent::Failed(failure)) => self.fail(&ApiError::from(failure)),
+            Some(event) => self.done = self.render.event(event, &mut self.pending),
             None => self.fail(&ApiError::Unavailable(
                 "the worker running this request stopped".into(),
             )),
@@ -156,26 +158,43 @@ impl SseStream {
     }
 
     fn fail(&mut self, error: &ApiError) {
-        self.pending.push_back(data(&error_event(&error.detail())));
+        let frame = self.render.error(error);
+        self.pending.push_back(frame);
         self.done = true;
     }
 
-    fn keepalive_comment(&self) -> Bytes {
-        match self.queue.standing(self.ticket.id()) {
-            Some(standing) if !self.running => Bytes::from(keepalive(&self.tier, standing)),
-            _ => Bytes::from_static(b": running\n\n"),
+    fn push_keepalive(&mut self) {
+        let text = match self.queue.standing(self.ticket.id()) {
+            Some(standing) if !self.running => keepalive(&self.tier, standing),
+            _ => "running".to_owned(),
+        };
+        if let Some(frame) = self.render.comment(&text) {
+            self.pending.push_back(frame);
         }
     }
 }
 
-/// `: queued position=N tier=T eta_secs=E`; the estimate is left out on a cold system.
+/// `queued position=N tier=T eta_secs=E`; the estimate is left out on a cold system.
 fn keepalive(tier: &str, standing: JobStanding) -> String {
     let position = standing.position;
     match standing.eta {
         Some(eta) => format!(
-            ": queued position={position} tier={tier} eta_secs={}\n\n",
+            "queued position={position} tier={tier} eta_secs={}",
             eta.as_secs_f64().ceil()
         ),
-        None => format!(": queued position={position} tier={tier}\n\n"),
+        None => format!("queued position={position} tier={tier}"),
     }
 }
+
+/// One SSE `data:` frame.
+pub fn sse_data(json: &str) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+/// One SSE comment frame.
+pub fn sse_comment(text: &str) -> Bytes {
+    Bytes::from(format!(": {text}\n\n"))
+}
+
+/// The end of an OpenAI SSE stream.
+pub const SSE_DONE: &[u8] = b"data: [DONE]\n\n";

@@ -1,4 +1,5 @@
-//! HTTP client for Ollama's native API: model listing, and `/api/chat` as a stream of objects.
+//! HTTP client for Ollama's native API: model listing, `/api/chat` and `/api/generate` as
+//! streams of objects, and `/api/embed`.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use reqwest::Url;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::wire::{ChatChunk, ErrorBody, ShowResponse, TagsResponse};
+use super::wire::{ChatChunk, EmbedResponse, ErrorBody, ShowResponse, TagsResponse};
 
 /// Limits how long a call that should be instant (tags, version, show) may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,13 +109,53 @@ impl OllamaClient {
         read_json(response).await
     }
 
+    /// `POST /api/show` with the client's own body, answered as Ollama answers it.
+    pub async fn show_raw(&self, body: &Value) -> Result<Value, OllamaError> {
+        let response = self
+            .http
+            .post(self.url("api/show"))
+            .timeout(METADATA_TIMEOUT)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        read_json(response).await
+    }
+
+    /// `GET /api/ps`: the models loaded in memory.
+    pub async fn ps(&self) -> Result<Value, OllamaError> {
+        self.get_json("api/ps").await
+    }
+
     /// `POST /api/chat` with a streaming body. Resolves once Ollama sent its status, which it
     /// does together with the first object: model loading happens before this returns.
     /// Dropping the returned stream closes the connection, which stops generation.
     pub async fn chat(&self, body: &RawValue) -> Result<ChatStream, OllamaError> {
+        self.stream("api/chat", body).await
+    }
+
+    /// `POST /api/generate` with a streaming body; its objects carry `response` instead of
+    /// `message`, which [`ChatChunk`] reads too.
+    pub async fn generate(&self, body: &RawValue) -> Result<ChatStream, OllamaError> {
+        self.stream("api/generate", body).await
+    }
+
+    /// `POST /api/embed`: one answer with every vector.
+    pub async fn embed(&self, body: &RawValue) -> Result<EmbedResponse, OllamaError> {
         let response = self
             .http
-            .post(self.url("api/chat"))
+            .post(self.url("api/embed"))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        read_json(response).await
+    }
+
+    async fn stream(&self, path: &str, body: &RawValue) -> Result<ChatStream, OllamaError> {
+        let response = self
+            .http
+            .post(self.url(path))
             .json(body)
             .send()
             .await
@@ -157,7 +198,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| OllamaError::Protocol(e.to_string()))
 }
 
-/// The NDJSON objects of one `/api/chat` answer, split on newlines across network chunks.
+/// The NDJSON objects of one `/api/chat` or `/api/generate` answer, split on newlines across
+/// network chunks.
 pub struct ChatStream {
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,

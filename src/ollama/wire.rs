@@ -5,12 +5,19 @@
 
 use serde::Deserialize;
 
-/// One NDJSON object of a streamed `/api/chat` answer (also the shape of a non-stream answer).
+/// One NDJSON object of a streamed `/api/chat` answer (also the shape of a non-stream answer),
+/// or of `/api/generate`, whose text and reasoning sit at the top level instead.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ChatChunk {
     /// The message part this object carries.
     #[serde(default)]
     pub message: ChunkMessage,
+    /// `/api/generate` only: answer text.
+    #[serde(default)]
+    pub response: String,
+    /// `/api/generate` only: reasoning text.
+    #[serde(default)]
+    pub thinking: String,
     /// True only on the last object.
     #[serde(default)]
     pub done: bool,
@@ -61,6 +68,17 @@ pub struct NativeFunction {
     /// Arguments as a JSON object (not a string, unlike OpenAI).
     #[serde(default)]
     pub arguments: serde_json::Value,
+}
+
+/// `POST /api/embed`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EmbedResponse {
+    /// One L2-normalised vector per input, in input order.
+    #[serde(default)]
+    pub embeddings: Vec<Vec<f32>>,
+    /// Tokens of all inputs; absent when zero.
+    #[serde(default)]
+    pub prompt_eval_count: u64,
 }
 
 /// `GET /api/tags`.

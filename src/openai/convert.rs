@@ -44,7 +44,10 @@ impl StreamConverter {
             return Err(StreamError(message));
         }
         let mut out = Vec::new();
-        let message = chunk.message;
+        let mut message = chunk.message;
+        // `/api/generate` objects put their text beside `message`, never in it.
+        message.content.push_str(&chunk.response);
+        message.thinking.push_str(&chunk.thinking);
         // Thinking and content in one object become two deltas, reasoning first (§3.3).
         if !message.thinking.is_empty() {
             out.push(Converted::Delta(Delta {

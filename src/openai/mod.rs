@@ -4,8 +4,13 @@
 //! request before anything is queued; the worker uses [`convert`] to turn Ollama's NDJSON objects
 //! into [`Delta`]s; the gateway uses [`render`] to write them as exact OpenAI chunks or one
 //! completion object.
+//!
+//! The other OpenAI APIs each have one module holding both directions: [`completions`]
+//! (`/v1/completions` ⇄ `/api/generate`) and [`embeddings`] (`/v1/embeddings` ⇄ `/api/embed`).
 
+pub mod completions;
 pub mod convert;
+pub mod embeddings;
 mod messages;
 pub mod render;
 pub mod request;

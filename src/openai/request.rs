@@ -103,39 +103,39 @@ struct Reasoning {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Stop {
+pub(super) enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ResponseFormat {
+pub(super) enum ResponseFormat {
     Text,
     JsonObject,
     JsonSchema { json_schema: JsonSchema },
 }
 
 #[derive(Deserialize)]
-struct JsonSchema {
+pub(super) struct JsonSchema {
     /// Ollama has no use for the name; it is read so a wrong type is refused as OpenAI does.
     #[serde(rename = "name", default)]
-    _name: Option<String>,
-    schema: Option<Map<String, Value>>,
+    pub(super) _name: Option<String>,
+    pub(super) schema: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
-struct RawTool {
+pub(super) struct RawTool {
     #[serde(rename = "type")]
-    kind: String,
-    function: RawToolFunction,
+    pub(super) kind: String,
+    pub(super) function: RawToolFunction,
 }
 
 #[derive(Deserialize)]
-struct RawToolFunction {
-    name: String,
-    description: Option<String>,
-    parameters: Option<Value>,
+pub(super) struct RawToolFunction {
+    pub(super) name: String,
+    pub(super) description: Option<String>,
+    pub(super) parameters: Option<Value>,
 }
 
 impl ChatRequest {
@@ -221,7 +221,7 @@ impl ChatRequest {
 }
 
 /// Turns serde's message and path into our error, naming the parameter the way OpenAI does.
-fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
+pub(super) fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     if inner.is_syntax() || inner.is_eof() {
@@ -254,7 +254,10 @@ fn strip_position(text: &str) -> &str {
     text.split(" at line ").next().unwrap_or(text)
 }
 
-fn service_tier(name: Option<&str>, priority: Option<i64>) -> Result<ServiceTier, RequestError> {
+pub(super) fn service_tier(
+    name: Option<&str>,
+    priority: Option<i64>,
+) -> Result<ServiceTier, RequestError> {
     let by_name = match name {
         None | Some("auto" | "default" | "priority" | "scale") => ServiceTier::Standard,
         Some("flex") => ServiceTier::Flex,
@@ -273,19 +276,19 @@ fn service_tier(name: Option<&str>, priority: Option<i64>) -> Result<ServiceTier
     })
 }
 
-struct Sampling {
-    max_tokens: Option<u32>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    seed: Option<i64>,
-    frequency_penalty: Option<f64>,
-    presence_penalty: Option<f64>,
-    stop: Option<Stop>,
+pub(super) struct Sampling {
+    pub(super) max_tokens: Option<u32>,
+    pub(super) temperature: Option<f64>,
+    pub(super) top_p: Option<f64>,
+    pub(super) seed: Option<i64>,
+    pub(super) frequency_penalty: Option<f64>,
+    pub(super) presence_penalty: Option<f64>,
+    pub(super) stop: Option<Stop>,
 }
 
 /// The answer's token limit: `max_completion_tokens`, else the older `max_tokens`. Each must be
 /// at least 1 when given, even the one that does not apply.
-fn token_limit(
+pub(super) fn token_limit(
     max_completion_tokens: Option<u32>,
     max_tokens: Option<u32>,
 ) -> Result<Option<u32>, RequestError> {
@@ -304,7 +307,7 @@ fn token_limit(
 }
 
 /// Ollama's `options`: the client's own first, then the OpenAI fields it set explicitly.
-fn options(
+pub(super) fn options(
     mut options: Map<String, Value>,
     s: &Sampling,
 ) -> Result<Map<String, Value>, RequestError> {
@@ -353,7 +356,7 @@ fn in_range(param: &str, value: f64, min: f64, max: f64) -> Result<(), RequestEr
     }
 }
 
-fn tools(tools: Vec<RawTool>) -> Result<Vec<Value>, RequestError> {
+pub(super) fn tools(tools: Vec<RawTool>) -> Result<Vec<Value>, RequestError> {
     tools
         .into_iter()
         .enumerate()
@@ -383,7 +386,7 @@ fn tools(tools: Vec<RawTool>) -> Result<Vec<Value>, RequestError> {
         .collect()
 }
 
-fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
+pub(super) fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
     match format {
         ResponseFormat::Text => Ok(None),
         ResponseFormat::JsonObject => Ok(Some(Value::String("json".into()))),
@@ -400,7 +403,7 @@ fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
 }
 
 /// OpenAI's `reasoning_effort` as Ollama's `think` (the mapping of Ollama's own `/v1`).
-fn think(effort: &str) -> Result<Value, RequestError> {
+pub(super) fn think(effort: &str) -> Result<Value, RequestError> {
     Ok(match effort {
         "none" => Value::Bool(false),
         "minimal" => json!("low"),

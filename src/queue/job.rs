@@ -1,5 +1,5 @@
-//! What travels through the queue: a [`Job`], the [`JobEvent`]s of its answer, and why it
-//! failed ([`JobFailure`]).
+//! What travels through the queue: a [`Job`] of some [`JobKind`], the [`JobEvent`]s of its
+//! answer, and why it failed ([`JobFailure`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::openai::{Delta, Usage};
 
-/// A chat generation waiting for, or running on, a worker.
+/// Which Ollama endpoint a job runs on. Every API (OpenAI chat, completions, embeddings,
+/// responses, the Ollama facade) turns its request into one of these native bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// `/api/chat`, streamed.
+    #[default]
+    Chat,
+    /// `/api/generate` (raw prompts, fill-in-the-middle), streamed.
+    Generate,
+    /// `/api/embed`, one answer.
+    Embed,
+}
+
+/// A generation (or an embedding) waiting for, or running on, a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// Unique id (`job_...`).
@@ -21,9 +35,9 @@ pub struct Job {
     pub key_id: String,
     /// Installed model the job runs on.
     pub model: String,
-    /// Ollama's native `/api/chat` body, serialized once by the gateway: queued jobs stay
-    /// small, workers send it as it is, and copies of the job (a worker's first call, a
-    /// re-published copy) share it, however large its images.
+    /// Ollama's native body for the endpoint of [`Job::kind`], serialized once by the gateway:
+    /// queued jobs stay small, workers send it as it is, and copies of the job (a worker's
+    /// first call, a re-published copy) share it, however large its images.
     pub body: Arc<serde_json::value::RawValue>,
     /// How long the job may wait in the queue before it fails without running.
     pub max_wait: Duration,
@@ -33,7 +47,8 @@ pub struct Job {
 }
 
 /// What the client's ticket learns about a job, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Not `Eq`: embeddings are floats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
     /// A worker's claim was granted; it is calling Ollama. Reported by the queue backend at
@@ -46,6 +61,8 @@ pub enum JobEvent {
     },
     /// Part of the answer.
     Delta(Delta),
+    /// The vectors of an embedding job, one per input in input order; `Finished` follows.
+    Embeddings(Vec<Vec<f32>>),
     /// The answer is complete.
     Finished {
         /// OpenAI finish reason.
@@ -66,7 +83,36 @@ pub struct JobFailure {
     pub message: String,
 }
 
+/// Reads only the top-level keys of a native body, skipping every value (images included).
+#[derive(Deserialize)]
+struct TopLevel {
+    #[serde(default)]
+    messages: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    input: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    prompt: Option<serde::de::IgnoredAny>,
+}
+
 impl Job {
+    /// The endpoint this job runs on. The native body says it: `/api/chat` bodies carry
+    /// `messages`, `/api/embed` bodies `input`, `/api/generate` bodies `prompt`. Deriving it
+    /// (rather than adding a field) keeps every queued message and every queue backend as
+    /// they are, and a body cannot disagree with its kind.
+    pub fn kind(&self) -> JobKind {
+        match serde_json::from_str::<TopLevel>(self.body.get()) {
+            Ok(TopLevel {
+                messages: Some(_), ..
+            })
+            | Err(_) => JobKind::Chat,
+            Ok(TopLevel { input: Some(_), .. }) => JobKind::Embed,
+            Ok(TopLevel {
+                prompt: Some(_), ..
+            }) => JobKind::Generate,
+            Ok(_) => JobKind::Chat,
+        }
+    }
+
     /// Time left of the job's allowed wait (zero when it is used up).
     pub fn wait_left(&self) -> Duration {
         let now_ms = std::time::SystemTime::now()

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use board::{JobBoard, RunningJob, WorkerSeen};
-pub use job::{Job, JobEvent, JobFailure};
+pub use job::{Job, JobEvent, JobFailure, JobKind};
 pub use policy::{QueuePolicy, TierRule};
 pub use ticket::{Claimed, JobEnd, JobReport, JobTicket, TicketEvents};
 

@@ -1,12 +1,14 @@
-//! Running one claimed job: call Ollama (retrying while it is down or busy), convert its
-//! stream, send events, stop when the client leaves or the generation runs too long.
+//! Running one claimed job: call the Ollama endpoint of its kind (retrying while Ollama is down
+//! or busy), convert its answer, send events, stop when the client leaves or the generation
+//! runs too long.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::ollama::{ChatStream, OllamaClient, OllamaError};
 use crate::openai::Usage;
 use crate::openai::convert::{Converted, StreamConverter};
-use crate::queue::{Assignment, Job, JobEvent, JobFailure};
+use crate::queue::{Assignment, Job, JobEvent, JobFailure, JobKind};
 
 /// First pause before asking a down or busy Ollama again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -46,16 +48,19 @@ pub(super) async fn run(ollama: &OllamaClient, job: &mut dyn Assignment, limits:
     }
 }
 
-/// Opens the Ollama stream. An unreachable or busy Ollama is asked again with backoff for as
-/// long as the job may still wait; a crash (5xx) before the first token is retried once.
-async fn open(ollama: &OllamaClient, job: &Job) -> Result<ChatStream, Stop> {
+/// Calls Ollama. An unreachable or busy Ollama is asked again with backoff for as long as the
+/// job may still wait; a crash (5xx) before the first token is retried once.
+async fn call<T, F, Fut>(job: &Job, mut attempt: F) -> Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, OllamaError>>,
+{
     let give_up = Instant::now() + job.wait_left();
     let mut backoff = FIRST_BACKOFF;
     let mut crash_retried = false;
-    let mut outcome = ollama.chat(&job.body).await;
     loop {
-        let error = match outcome {
-            Ok(stream) => return Ok(stream),
+        let error = match attempt().await {
+            Ok(answer) => return Ok(answer),
             Err(error) => error,
         };
         let transient = matches!(
@@ -73,7 +78,6 @@ async fn open(ollama: &OllamaClient, job: &Job) -> Result<ChatStream, Stop> {
         } else {
             return Err(Stop::Failed(failure(error)));
         }
-        outcome = ollama.chat(&job.body).await;
     }
 }
 
@@ -82,7 +86,32 @@ async fn relay(
     job: &mut dyn Assignment,
     limits: Limits,
 ) -> Result<(), Stop> {
-    let mut stream = open(ollama, job.job()).await?;
+    let kind = job.job().kind();
+    let body = std::sync::Arc::clone(&job.job().body);
+    let stream = match kind {
+        JobKind::Chat => call(job.job(), || ollama.chat(&body)).await?,
+        JobKind::Generate => call(job.job(), || ollama.generate(&body)).await?,
+        JobKind::Embed => {
+            let answer = call(job.job(), || ollama.embed(&body)).await?;
+            let usage = Usage::new(answer.prompt_eval_count, 0);
+            job.send(JobEvent::Embeddings(answer.embeddings))
+                .await
+                .map_err(|_| Stop::ClientGone)?;
+            let finished = JobEvent::Finished {
+                finish_reason: "stop".to_owned(),
+                usage,
+            };
+            return job.send(finished).await.map_err(|_| Stop::ClientGone);
+        }
+    };
+    relay_stream(stream, job, limits).await
+}
+
+async fn relay_stream(
+    mut stream: ChatStream,
+    job: &mut dyn Assignment,
+    limits: Limits,
+) -> Result<(), Stop> {
     let stop_at = tokio::time::Instant::now() + limits.generation_timeout;
     let mut converter = StreamConverter::new();
     let mut deltas = 0u64;

@@ -33,6 +33,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[path = "fake_ollama_ide.rs"]
+mod ide;
+
 const DEFAULT_ANSWER: &[&str] = &["Hello", " from", " the", " fake", " Ollama."];
 const JSON_ANSWER: &[&str] = &["{\"answer\":", " \"fake\"}"];
 const THOUGHTS: &[&str] = &["Let", " me", " think."];
@@ -132,6 +135,11 @@ impl Default for FakeConfig {
 #[derive(Debug, Default)]
 struct Log {
     chat_requests: Vec<Value>,
+    /// `/api/generate` and `/api/embed` bodies, in arrival order.
+    generate_requests: Vec<Value>,
+    embed_requests: Vec<Value>,
+    /// Models that generated or embedded, for `/api/ps`.
+    loaded: Vec<String>,
     started: Vec<String>,
     finished: Vec<String>,
     cancelled: Vec<String>,
@@ -301,6 +309,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tags", get(tags))
         .route("/api/show", post(show))
         .route("/api/chat", post(chat))
+        .route("/api/generate", post(ide::generate))
+        .route("/api/embed", post(ide::embed))
+        .route("/api/ps", get(ide::ps))
         .fallback(not_found)
         .method_not_allowed_fallback(bad_method)
         // Ollama takes base64 images of any size.
@@ -343,9 +354,10 @@ async fn show(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response
     model_info.insert("general.architecture".to_owned(), json!(model.family));
     let context_key = format!("{}.context_length", model.family);
     model_info.insert(context_key, json!(model.context_length));
+    model_info.insert("general.basename".to_owned(), json!(model.family));
     let show = json!({"license": "", "modelfile": format!("FROM {}\n", model.name),
                       "parameters": "stop                           \"<|eot_id|>\"",
-                      "template": "{{ .Prompt }}", "details": model.details(),
+                      "template": ide::template(model), "details": model.details(),
                       "model_info": model_info, "capabilities": model.capabilities,
                       "modified_at": MODIFIED_AT});
     Ok(json_body(StatusCode::OK, &show))
@@ -731,6 +743,9 @@ impl Generation {
     fn start(shared: Arc<Shared>, job: Job, slot: OwnedSemaphorePermit, arrived: Instant) -> Self {
         shared.record(|log| {
             log.started.push(job.prompt.clone());
+            if !log.loaded.contains(&job.model) {
+                log.loaded.push(job.model.clone());
+            }
             log.running += 1;
             log.max_concurrent = log.max_concurrent.max(log.running);
         });

@@ -24,6 +24,7 @@ mod errors;
 mod fake_ollama;
 mod health;
 mod helpers;
+mod ide_openai;
 mod keys;
 mod load;
 mod metrics;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 /// A JSON `null`, for fields OpenAI clients expect to be present and null.
-fn always_null() -> ObjectBuilder {
+pub(super) fn always_null() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::Null)
 }
 

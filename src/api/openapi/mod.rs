@@ -5,6 +5,8 @@
 
 pub mod chat_request;
 pub mod chat_response;
+pub mod completions;
+pub mod embeddings;
 pub mod responses;
 
 use responses::ErrorComponents;

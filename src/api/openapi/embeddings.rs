@@ -1,0 +1,53 @@
+//! Schemas of `POST /v1/embeddings`, for the OpenAPI document only.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An embeddings request.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"model": "nomic-embed-text", "input": ["function foo() { return 1; }", "class Bar {}"]}))]
+pub struct EmbeddingRequest {
+    /// An installed embedding model, an alias, or `default`.
+    pub model: String,
+    /// One string, or a list of strings (token arrays are not supported).
+    #[schema(value_type = Vec<String>)]
+    pub input: Vec<String>,
+    /// Shorter vectors, for models that support it.
+    pub dimensions: Option<u32>,
+    /// `float` (default) or `base64` (little-endian float32).
+    pub encoding_format: Option<String>,
+}
+
+/// One vector.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Embedding {
+    /// Always `embedding`.
+    pub object: String,
+    /// Position of its input.
+    pub index: u32,
+    /// The vector: floats, or a base64 string with `encoding_format: "base64"`.
+    #[schema(value_type = Object)]
+    pub embedding: serde_json::Value,
+}
+
+/// Token counts of an embeddings request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingUsage {
+    /// Tokens of every input.
+    pub prompt_tokens: u64,
+    /// The same number.
+    pub total_tokens: u64,
+}
+
+/// `{"object":"list","data":[...]}`, ordered by `index`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingList {
+    /// Always `list`.
+    pub object: String,
+    /// One vector per input.
+    pub data: Vec<Embedding>,
+    /// The model as requested.
+    pub model: String,
+    /// Token counts.
+    pub usage: EmbeddingUsage,
+}

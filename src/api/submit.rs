@@ -1,0 +1,96 @@
+//! Admission shared by every generating route (OpenAI and Ollama facade alike): the key's
+//! tier, its concurrency, the model name resolved through aliases and `"default"`, then the
+//! queue. A route only says which native body the job carries and how its answer is written.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::auth::ApiKey;
+use crate::limits::InFlight;
+use crate::openai::ServiceTier;
+use crate::queue::schedule::base_level;
+use crate::queue::{Job, JobTicket, QueueError};
+
+/// A queued job and what its answer holds on to.
+#[derive(Debug)]
+pub struct Admitted {
+    /// Follows the job; dropping it cancels the job.
+    pub ticket: JobTicket,
+    /// The key's place among its concurrent requests, held until the answer is complete.
+    pub in_flight: InFlight,
+    /// The tier the job runs in.
+    pub tier: String,
+}
+
+/// Admits and queues one job for `key`. `body` builds the native body for the installed model
+/// that `requested` resolves to.
+pub async fn submit(
+    state: &AppState,
+    key: &ApiKey,
+    requested: &str,
+    service_tier: ServiceTier,
+    body: impl FnOnce(&str) -> Result<Box<RawValue>, serde_json::Error>,
+) -> Result<Admitted, ApiError> {
+    let tier = state
+        .tiers
+        .get(&key.tier)
+        .ok_or_else(|| ApiError::UnknownTier(key.tier.clone()))?;
+    let in_flight = state.limits.acquire(&tier.name, &key.id).map_err(|_| {
+        state.stats.metrics().refused(&tier.name, "concurrency");
+        ApiError::TooManyConcurrent(tier.max_concurrent)
+    })?;
+    let model = state.catalog.resolve(requested).await?;
+    let job = Job {
+        id: crate::ids::job_id(),
+        tier: tier.name.clone(),
+        base_level: base_level(tier.priority, service_tier),
+        key_id: key.id.clone(),
+        body: body(&model)
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .into(),
+        model,
+        max_wait: tier.max_wait(),
+        enqueued_at_ms: unix_ms(),
+    };
+    let model_name = job.model.clone();
+    let submitted = state.queue.submit(job).await;
+    let ticket = match state.stats.track(&tier.name, &model_name, submitted) {
+        Ok(ticket) => ticket,
+        Err(QueueError::TierFull { tier, max_queued }) => {
+            return Err(queue_full(state, &tier, max_queued));
+        }
+        Err(e @ QueueError::WouldWait { .. }) => {
+            state.stats.metrics().shed(&tier.name);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Admitted {
+        ticket,
+        in_flight,
+        tier: tier.name.clone(),
+    })
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A full tier: the client should come back once the queue ahead of it has drained, which
+/// recent throughput estimates.
+fn queue_full(state: &AppState, tier: &str, max_queued: usize) -> ApiError {
+    state.stats.metrics().refused(tier, "queue_full");
+    let rate = state.queue.board().finished_per_sec().unwrap_or(0.0);
+    let ahead = state.queue.snapshot().queued().max(max_queued) as f64;
+    let wait = if rate > 0.0 { ahead / rate } else { 30.0 };
+    ApiError::QueueFull {
+        message: format!("the {tier} tier already has {max_queued} queued requests; retry later"),
+        retry_after: std::time::Duration::from_secs_f64(wait.clamp(1.0, 600.0)),
+    }
+}
