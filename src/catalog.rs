@@ -152,6 +152,46 @@ impl ModelCatalog {
         }
     }
 
+    /// `/api/show` as the Ollama of this gateway answers `body`; `None` where the gateway has
+    /// no Ollama of its own.
+    pub async fn show_raw(
+        &self,
+        body: &serde_json::Value,
+    ) -> Option<Result<serde_json::Value, OllamaError>> {
+        match &self.source {
+            ModelSource::Ollama(ollama) => Some(ollama.show_raw(body).await),
+            ModelSource::Workers(_) => None,
+        }
+    }
+
+    /// `/api/ps` of this gateway's Ollama; nothing is known to be loaded behind a broker.
+    pub async fn loaded(&self) -> Result<serde_json::Value, CatalogError> {
+        match &self.source {
+            ModelSource::Ollama(ollama) => Ok(ollama.ps().await?),
+            ModelSource::Workers(_) => Ok(serde_json::json!({ "models": [] })),
+        }
+    }
+
+    /// The lowest Ollama version behind this gateway: its own Ollama's, or the lowest the
+    /// workers announced with their models (`0.0.0`, which clients take for a development
+    /// build, when none did).
+    pub async fn ollama_version(&self) -> Result<String, CatalogError> {
+        match &self.source {
+            ModelSource::Ollama(ollama) => Ok(ollama.version().await?),
+            ModelSource::Workers(directory) => {
+                if directory.workers().0 == 0 {
+                    return Err(CatalogError::NoWorkers);
+                }
+                let models = directory.models();
+                let lowest = models
+                    .iter()
+                    .filter_map(|m| m.ollama_version.as_deref())
+                    .min_by_key(|v| version_key(v));
+                Ok(lowest.unwrap_or("0.0.0").to_owned())
+            }
+        }
+    }
+
     /// Whatever runs the models: `Ok(detail)` when it answers.
     pub async fn health(&self) -> Result<String, String> {
         match &self.source {
@@ -202,6 +242,17 @@ impl ModelCatalog {
     }
 }
 
+/// `0.12.3-rc1` → `[0, 12, 3]`, for ordering versions.
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map(|part| part.parse().unwrap_or(0))
+        .collect()
+}
+
 /// The installed name matching `name`, adding `:latest` to an untagged name as Ollama does.
 fn find(models: &[ModelEntry], name: &str) -> Option<String> {
     let tagged = if name.contains(':') {
@@ -225,6 +276,12 @@ mod tests {
             model: name.into(),
             ..ModelEntry::default()
         }
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        assert!(version_key("0.9.0") < version_key("0.12.0"));
+        assert!(version_key("0.6.4-rc1") == version_key("0.6.4"));
     }
 
     #[test]

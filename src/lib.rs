@@ -3,16 +3,20 @@
 //! Map of the crate, in the order a request travels:
 //!
 //! - [`config`]: the typed settings, parsed once from flags, environment and the TOML file.
-//! - [`api`]: the HTTP surface (OpenAI routes, the admin API in `api/admin/`, health), its one
-//!   error type, and the OpenAPI document generated from the handlers (`/openapi.json`, Swagger
-//!   UI at `/docs`).
+//! - [`api`]: the HTTP surface (OpenAI routes, Ollama's native API in `api/ollama/`, the admin
+//!   API in `api/admin/`, health, keys in the path under `/k/<key>/`), its one error type, and
+//!   the OpenAPI document generated from the handlers (`/openapi.json`, Swagger UI at `/docs`).
 //! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
-//!   shared by the gateway (request side) and the worker (stream side).
+//!   shared by the gateway (request side) and the worker (stream side): chat, text completions,
+//!   embeddings, one module each.
+//! - [`ollama_api`]: Ollama's native API as the gateway serves it: client requests to jobs,
+//!   job events back to Ollama's NDJSON objects.
 //! - [`queue`]: the traits the gateway and the workers share, the scheduling rule (levels,
 //!   rationed rescues of starving jobs, predicted waits), the slow-client policy,
 //!   and both backends (embedded and RabbitMQ).
-//! - [`worker`]: takes jobs in priority order and relays them to Ollama.
+//! - [`worker`]: takes jobs in priority order and relays them to the Ollama endpoint of their
+//!   kind (`/api/chat`, `/api/generate`, `/api/embed`).
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
@@ -31,6 +35,7 @@ pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod ollama;
+pub mod ollama_api;
 pub mod openai;
 pub mod queue;
 pub mod stats;

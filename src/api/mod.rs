@@ -1,5 +1,6 @@
-//! The HTTP surface: OpenAI routes, admin routes and health, with the layers every response
-//! shares (request id, body limit, tracing) and OpenAI-shaped answers for unknown routes.
+//! The HTTP surface: OpenAI routes, Ollama's native API (`ollama/`), admin routes and health,
+//! with the layers every response shares (request id, body limit, tracing, keys in the path
+//! under `/k/<key>/`) and OpenAI-shaped answers for unknown routes.
 //! Routes are registered together with their OpenAPI paths, served at `/openapi.json` and
 //! browsable with Swagger UI at `/docs`; the admin dashboard, a page over the admin API, is at
 //! `/dashboard`.
@@ -16,8 +17,10 @@ pub mod error;
 mod health;
 mod limits;
 mod models;
+mod ollama;
 pub mod openapi;
 mod params;
+mod path_key;
 pub mod state;
 mod stream;
 mod submit;
@@ -76,6 +79,8 @@ fn other_routes() -> OpenApiRouter<AppState> {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(openai_routes())
+        .merge(ollama::job_routes())
+        .merge(ollama::routes())
         .merge(other_routes())
 }
 
@@ -92,6 +97,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         state.clone(),
         limits::rate_limit,
     ));
+    let (ollama_jobs, _) = ollama::job_routes().split_for_parts();
+    let ollama_jobs = ollama_jobs.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        limits::rate_limit,
+    ));
+    let (ollama, _) = ollama::routes().split_for_parts();
+    let ollama = ollama
+        .merge(ollama_jobs)
+        .layer(axum::middleware::from_fn(ollama::ollama_errors));
     let (others, _) = other_routes().split_for_parts();
     // Swagger UI's default validator is an online service: the page must work offline.
     let docs = SwaggerUi::new("/docs").url("/openapi.json", doc).config(
@@ -99,7 +113,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             .validator_url("none")
             .display_request_duration(true),
     );
-    openai
+    let app = openai
+        .merge(ollama)
         .merge(others)
         .merge(docs)
         .merge(dashboard::router())
@@ -112,7 +127,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         // Set runs outermost, so the propagating layer inside it always finds an id and
         // every response, errors included, carries it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId));
+    // A layer on a router runs after its routing, so the path key is stripped by an outer
+    // router whose only route is the whole app: everything inside, tracing included, sees
+    // the path without the key.
+    Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::map_request(path_key::strip))
 }
 
 /// The router of a worker process: health only.

@@ -104,6 +104,13 @@ pub struct ModelEntry {
     /// Bytes on disk.
     #[serde(default)]
     pub size: u64,
+    /// `sha256` of the manifest; clients treat it as the model's identity.
+    #[serde(default)]
+    pub digest: String,
+    /// Not Ollama's: the version of the Ollama a worker found the model on, which a worker
+    /// adds to what it announces so gateways without an Ollama can report one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama_version: Option<String>,
     /// Details such as family and quantisation.
     #[serde(default)]
     pub details: serde_json::Value,

@@ -66,11 +66,15 @@ impl Worker {
     /// Announces this worker's models every few seconds.
     async fn announce_loop(self, shutdown: CancellationToken) {
         loop {
+            let version = self.ollama.version().await.ok();
             let (models, ollama_ok) = match self.ollama.tags().await {
                 Ok(tags) => (
                     tags.models
-                        .iter()
-                        .filter_map(|m| serde_json::to_value(m).ok())
+                        .into_iter()
+                        .filter_map(|mut m| {
+                            m.ollama_version.clone_from(&version);
+                            serde_json::to_value(m).ok()
+                        })
                         .collect(),
                     true,
                 ),

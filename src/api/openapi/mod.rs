@@ -91,6 +91,7 @@ impl Modify for ApiInfoOnly {
     modifiers(&ApiInfoOnly, &BearerAuth, &ErrorComponents),
     tags(
         (name = "openai", description = "OpenAI-compatible routes; any valid key."),
+        (name = "ollama", description = "Ollama's native API with Ollama's shapes; a key             (bearer, or in the path as `/k/<key>/api/...`) except for `/api/version`."),
         (name = "health", description = "Liveness and readiness; no key."),
         (name = "keys", description = "Admin: API keys. Secrets are shown once and stored as hashes."),
         (name = "tiers", description = "Admin: the configured tiers."),
