@@ -21,6 +21,7 @@ mod ollama;
 pub mod openapi;
 mod params;
 mod path_key;
+mod responses;
 pub mod state;
 mod stream;
 mod submit;
@@ -62,6 +63,7 @@ fn openai_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::create))
         .routes(routes!(completions::create))
         .routes(routes!(embeddings::create))
+        .routes(routes!(responses::create))
         .routes(routes!(models::list))
         // Model ids may contain slashes; `ApiDoc` documents this path as `/v1/models/{id}`.
         .route("/v1/models/{*id}", get(models::get))

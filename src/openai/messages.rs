@@ -178,7 +178,7 @@ fn content(value: Value, param: &str) -> Result<(Option<String>, Vec<String>), R
 }
 
 /// The base64 payload of a `data:` URL; Ollama takes images only inline.
-fn image_data(url: &str, param: &str) -> Result<String, RequestError> {
+pub(in crate::openai) fn image_data(url: &str, param: &str) -> Result<String, RequestError> {
     let error = |message: &str| RequestError::new(format!("{param}.image_url.url"), message);
     if url.starts_with("http://") || url.starts_with("https://") {
         return Err(error(

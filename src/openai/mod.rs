@@ -6,7 +6,8 @@
 //! completion object.
 //!
 //! The other OpenAI APIs each have one module holding both directions: [`completions`]
-//! (`/v1/completions` ⇄ `/api/generate`) and [`embeddings`] (`/v1/embeddings` ⇄ `/api/embed`).
+//! (`/v1/completions` ⇄ `/api/generate`), [`embeddings`] (`/v1/embeddings` ⇄ `/api/embed`)
+//! and [`responses`] (`/v1/responses` ⇄ `/api/chat`).
 
 pub mod completions;
 pub mod convert;
@@ -14,6 +15,7 @@ pub mod embeddings;
 mod messages;
 pub mod render;
 pub mod request;
+pub mod responses;
 mod types;
 
 pub use request::{ChatRequest, RequestError, ServiceTier};

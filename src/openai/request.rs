@@ -22,7 +22,7 @@ pub struct RequestError {
 }
 
 impl RequestError {
-    pub(super) fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(in crate::openai) fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             param: Some(param.into()),
@@ -103,7 +103,7 @@ struct Reasoning {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-pub(super) enum Stop {
+pub(in crate::openai) enum Stop {
     One(String),
     Many(Vec<String>),
 }
@@ -221,7 +221,9 @@ impl ChatRequest {
 }
 
 /// Turns serde's message and path into our error, naming the parameter the way OpenAI does.
-pub(super) fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
+pub(in crate::openai) fn serde_error(
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> RequestError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     if inner.is_syntax() || inner.is_eof() {
@@ -254,7 +256,7 @@ fn strip_position(text: &str) -> &str {
     text.split(" at line ").next().unwrap_or(text)
 }
 
-pub(super) fn service_tier(
+pub(in crate::openai) fn service_tier(
     name: Option<&str>,
     priority: Option<i64>,
 ) -> Result<ServiceTier, RequestError> {
@@ -276,14 +278,14 @@ pub(super) fn service_tier(
     })
 }
 
-pub(super) struct Sampling {
-    pub(super) max_tokens: Option<u32>,
-    pub(super) temperature: Option<f64>,
-    pub(super) top_p: Option<f64>,
-    pub(super) seed: Option<i64>,
-    pub(super) frequency_penalty: Option<f64>,
-    pub(super) presence_penalty: Option<f64>,
-    pub(super) stop: Option<Stop>,
+pub(in crate::openai) struct Sampling {
+    pub(in crate::openai) max_tokens: Option<u32>,
+    pub(in crate::openai) temperature: Option<f64>,
+    pub(in crate::openai) top_p: Option<f64>,
+    pub(in crate::openai) seed: Option<i64>,
+    pub(in crate::openai) frequency_penalty: Option<f64>,
+    pub(in crate::openai) presence_penalty: Option<f64>,
+    pub(in crate::openai) stop: Option<Stop>,
 }
 
 /// The answer's token limit: `max_completion_tokens`, else the older `max_tokens`. Each must be
@@ -307,7 +309,7 @@ pub(super) fn token_limit(
 }
 
 /// Ollama's `options`: the client's own first, then the OpenAI fields it set explicitly.
-pub(super) fn options(
+pub(in crate::openai) fn options(
     mut options: Map<String, Value>,
     s: &Sampling,
 ) -> Result<Map<String, Value>, RequestError> {
@@ -386,7 +388,7 @@ pub(super) fn tools(tools: Vec<RawTool>) -> Result<Vec<Value>, RequestError> {
         .collect()
 }
 
-pub(super) fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
+pub(in crate::openai) fn format(format: ResponseFormat) -> Result<Option<Value>, RequestError> {
     match format {
         ResponseFormat::Text => Ok(None),
         ResponseFormat::JsonObject => Ok(Some(Value::String("json".into()))),
@@ -403,7 +405,7 @@ pub(super) fn format(format: ResponseFormat) -> Result<Option<Value>, RequestErr
 }
 
 /// OpenAI's `reasoning_effort` as Ollama's `think` (the mapping of Ollama's own `/v1`).
-pub(super) fn think(effort: &str) -> Result<Value, RequestError> {
+pub(in crate::openai) fn think(effort: &str) -> Result<Value, RequestError> {
     Ok(match effort {
         "none" => Value::Bool(false),
         "minimal" => json!("low"),

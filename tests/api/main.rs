@@ -26,6 +26,7 @@ mod health;
 mod helpers;
 mod ide_ollama;
 mod ide_openai;
+mod ide_responses;
 mod keys;
 mod load;
 mod metrics;
