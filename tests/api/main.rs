@@ -34,6 +34,7 @@ mod openapi;
 mod overload;
 mod path_keys;
 mod process;
+mod python_clients;
 mod queue_contract;
 mod scheduling;
 mod scheduling_bounds;
