@@ -21,7 +21,7 @@
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
-//! - [`stats`]: in-memory request statistics for the admin API, fed once per chat request.
+//! - [`stats`]: in-memory request statistics for the admin API, fed once per request that ran a job.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
 //! - [`ids`]: random identifiers and secrets.
 //! - [`telemetry`]: log output and filtering.

@@ -20,7 +20,7 @@ mod models;
 mod ollama;
 pub mod openapi;
 mod params;
-mod path_key;
+mod request_path;
 mod responses;
 pub mod state;
 mod stream;
@@ -130,12 +130,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         // every response, errors included, carries it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId));
-    // A layer on a router runs after its routing, so the path key is stripped by an outer
+    // A layer on a router runs after its routing, so the path is normalised by an outer
     // router whose only route is the whole app: everything inside, tracing included, sees
-    // the path without the key.
+    // the path without a key in it.
     Router::new()
         .fallback_service(app)
-        .layer(axum::middleware::map_request(path_key::strip))
+        .layer(axum::middleware::map_request(request_path::normalise))
 }
 
 /// The router of a worker process: health only.

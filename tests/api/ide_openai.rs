@@ -259,3 +259,31 @@ async fn chat_tolerates_what_roo_zed_continue_and_copilot_add() {
     assert_eq!(first["options"]["num_predict"], 2048);
     assert!(first["tools"][0]["function"]["parameters"]["additionalProperties"] == false);
 }
+
+/// R9: Roo's model picker, with its headers and a base URL typed with a trailing slash.
+#[tokio::test]
+async fn roo_lists_models_even_through_a_doubled_slash() {
+    let app = ide_app().await;
+    let key = app.key("free").await;
+    for path in ["/v1/models", "/v1//models", &format!("/k/{key}//v1/models")] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&key)
+            .header("HTTP-Referer", "https://github.com/RooVetGit/Roo-Cline")
+            .header("X-Title", "Roo Code")
+            .header("User-Agent", "RooCode/3.25.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let list: Value = response.json().await.unwrap();
+        assert!(
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"] == "qwen2.5-coder:1.5b")
+        );
+    }
+}

@@ -25,6 +25,7 @@ mod fake_ollama;
 mod health;
 mod helpers;
 mod ide_ollama;
+mod ide_ollama_errors;
 mod ide_openai;
 mod ide_responses;
 mod keys;

@@ -1,11 +1,14 @@
-//! Keys in the URL path, for clients that cannot send an `Authorization` header (Copilot's
-//! and Cline's Ollama providers, Zed's edit prediction): every route is also served under
-//! `/k/<api-key>/`, e.g. `/k/sk-sd-.../api/tags` or `/k/sk-sd-.../v1/chat/completions`.
+//! The request path as clients write it, made routable before anything else sees it.
 //!
-//! The prefix is removed before anything else sees the request, so routing, tracing (which
-//! logs the URI) and metrics only ever see the path without the key. The key then
-//! authenticates the request as a bearer key would, unless the request carries a key of its
-//! own: a non-empty `Authorization: Bearer` header wins (an empty `Bearer ` counts as none).
+//! - Keys in the path, for clients that cannot send an `Authorization` header (Copilot's and
+//!   Cline's Ollama providers, Zed's edit prediction): every route is also served under
+//!   `/k/<api-key>/`, e.g. `/k/sk-sd-.../api/tags` or `/k/sk-sd-.../v1/chat/completions`. The
+//!   prefix is removed first, so routing, tracing (which logs the URI) and metrics only ever
+//!   see the path without the key. The key then authenticates the request as a bearer key
+//!   would, unless the request carries a key of its own: a non-empty `Authorization: Bearer`
+//!   header wins (an empty `Bearer ` counts as none).
+//! - Doubled slashes, from base URLs entered with a trailing slash (Roo asks for
+//!   `/v1//models`), are collapsed.
 
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
@@ -16,8 +19,12 @@ use crate::auth::secret::from_bearer;
 /// The path prefix that carries a key.
 const PREFIX: &str = "/k/";
 
-/// Moves a path key into the `Authorization` header and strips it from the URI.
-pub async fn strip(mut request: Request) -> Request {
+/// Collapses doubled slashes, then moves a path key into the `Authorization` header and
+/// strips it from the URI.
+pub async fn normalise(mut request: Request) -> Request {
+    if let Some(uri) = collapse_slashes(request.uri()) {
+        *request.uri_mut() = uri;
+    }
     let Some((key, uri)) = split(request.uri()) else {
         return request;
     };
@@ -41,6 +48,25 @@ pub async fn strip(mut request: Request) -> Request {
         }
     }
     request
+}
+
+/// The URI with runs of `/` in its path made one; `None` when there are none.
+fn collapse_slashes(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if !path.contains("//") {
+        return None;
+    }
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    if let Some(query) = uri.query() {
+        collapsed.push('?');
+        collapsed.push_str(query);
+    }
+    Uri::builder().path_and_query(collapsed).build().ok()
 }
 
 /// The key and the URI without `/k/<key>`; `None` when the path has no key prefix.
@@ -69,5 +95,12 @@ mod tests {
         let (key, rest) = split(&"/k/sk-sd-abc".parse().unwrap()).unwrap();
         assert_eq!((key.as_str(), rest.path()), ("sk-sd-abc", "/"));
         assert!(split(&"/v1/models".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn doubled_slashes_are_collapsed() {
+        let uri = collapse_slashes(&"/v1//models?x=1".parse().unwrap()).unwrap();
+        assert_eq!(uri, "/v1/models?x=1");
+        assert!(collapse_slashes(&"/v1/models".parse().unwrap()).is_none());
     }
 }
