@@ -317,6 +317,63 @@ async fn every_answer_matches_the_schema_the_document_gives_it() {
     }
 }
 
+/// The IDE routes: text completions (whole and streamed), embeddings, and their errors.
+#[tokio::test]
+async fn the_completion_and_embedding_answers_match_the_document() {
+    let app = spawn_with(Options::default()).await;
+    let doc = serde_json::to_value(seadragon::api::openapi()).unwrap();
+    let key = app.key("pro").await;
+    let user = Some(key.as_str());
+    let completions = (Method::POST, "/v1/completions", "/v1/completions");
+    let embeddings = (Method::POST, "/v1/embeddings", "/v1/embeddings");
+    let prompt = json!({"model": "llama3.2", "prompt": "def f(", "suffix": ")", "max_tokens": 8});
+    conforms(&app, &doc, completions.clone(), user, Some(prompt)).await;
+    for body in [
+        json!({"model": "all-minilm", "input": ["a", "b"]}),
+        json!({"model": "all-minilm", "input": "a", "encoding_format": "base64"}),
+    ] {
+        conforms(&app, &doc, embeddings.clone(), user, Some(body)).await;
+    }
+    let stream = json!({"model": "llama3.2", "prompt": "x", "stream": true,
+                        "stream_options": {"include_usage": true}});
+    let response = app
+        .http
+        .post(app.url("/v1/completions"))
+        .bearer_auth(&key)
+        .json(&stream)
+        .send()
+        .await
+        .unwrap();
+    let schema = response_schema(&doc, "post", "/v1/completions", 200);
+    for (i, frame) in data_json(&sse_frames(response).await).iter().enumerate() {
+        check(&doc, schema, frame, &format!("chunk {i}")).unwrap();
+    }
+    conforms(
+        &app,
+        &doc,
+        completions,
+        user,
+        Some(json!({"model": "llama3.2", "echo": true})),
+    )
+    .await;
+    conforms(
+        &app,
+        &doc,
+        embeddings.clone(),
+        user,
+        Some(json!({"model": "all-minilm", "input": []})),
+    )
+    .await;
+    conforms(
+        &app,
+        &doc,
+        embeddings,
+        user,
+        Some(json!({"model": "nope", "input": "a"})),
+    )
+    .await;
+}
+
 #[test]
 fn the_checker_refuses_undocumented_fields_wrong_types_and_missing_required_ones() {
     let doc = serde_json::to_value(seadragon::api::openapi()).unwrap();

@@ -2,6 +2,14 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+
+/// Floats, or with `encoding_format: "base64"` a base64 string of little-endian float32.
+fn vector() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Number)))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+}
 
 /// An embeddings request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,7 +34,7 @@ pub struct Embedding {
     /// Position of its input.
     pub index: u32,
     /// The vector: floats, or a base64 string with `encoding_format: "base64"`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = vector)]
     pub embedding: serde_json::Value,
 }
 
