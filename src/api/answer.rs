@@ -55,7 +55,7 @@ async fn collect(mut ticket: JobTicket) -> Result<Answer, ApiError> {
                     .push_str(delta.reasoning.as_deref().unwrap_or_default());
                 answer.tool_calls.extend(delta.tool_calls);
             }
-            Some(JobEvent::Embeddings(vectors)) => answer.embeddings.extend(vectors),
+            Some(JobEvent::Embeddings { vectors }) => answer.embeddings.extend(vectors),
             Some(JobEvent::Finished {
                 finish_reason,
                 usage,

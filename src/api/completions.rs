@@ -103,7 +103,7 @@ impl Render for CompletionSse {
                 out.push_back(Bytes::from_static(SSE_DONE));
                 return true;
             }
-            JobEvent::Started { .. } | JobEvent::Embeddings(_) | JobEvent::Failed(_) => {}
+            JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}
         }
         false
     }

@@ -119,7 +119,7 @@ impl Render for ResponsesSse {
                 frames(self.builder.finish(&finish_reason, usage), out);
                 return true;
             }
-            JobEvent::Started { .. } | JobEvent::Embeddings(_) | JobEvent::Failed(_) => {}
+            JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}
         }
         false
     }

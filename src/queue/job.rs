@@ -61,8 +61,12 @@ pub enum JobEvent {
     },
     /// Part of the answer.
     Delta(Delta),
-    /// The vectors of an embedding job, one per input in input order; `Finished` follows.
-    Embeddings(Vec<Vec<f32>>),
+    /// The vectors of an embedding job; `Finished` follows. A struct variant: the events are
+    /// internally tagged, which serde cannot do for a bare sequence.
+    Embeddings {
+        /// One vector per input, in input order.
+        vectors: Vec<Vec<f32>>,
+    },
     /// The answer is complete.
     Finished {
         /// OpenAI finish reason.
@@ -130,5 +134,60 @@ impl JobFailure {
             status,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_the_wire() {
+        // The RabbitMQ backend sends events as JSON; a variant serde cannot write is lost.
+        let events = [
+            JobEvent::Started {
+                worker: "w".into(),
+                slots: 1,
+            },
+            JobEvent::Delta(Delta::default()),
+            JobEvent::Embeddings {
+                vectors: vec![vec![0.5, -1.0]],
+            },
+            JobEvent::Finished {
+                finish_reason: "stop".into(),
+                usage: Usage::new(1, 2),
+            },
+            JobEvent::Failed(JobFailure::new(500, "x")),
+        ];
+        for event in events {
+            let json = serde_json::to_string(&event).unwrap();
+            assert_eq!(serde_json::from_str::<JobEvent>(&json).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn the_body_says_the_kind() {
+        let job = |body: &str| Job {
+            id: "j".into(),
+            tier: "t".into(),
+            base_level: 1,
+            key_id: "k".into(),
+            model: "m".into(),
+            body: serde_json::value::RawValue::from_string(body.into())
+                .unwrap()
+                .into(),
+            max_wait: Duration::from_secs(1),
+            enqueued_at_ms: 0,
+        };
+        assert_eq!(
+            job(r#"{"messages":[],"stream":true}"#).kind(),
+            JobKind::Chat
+        );
+        assert_eq!(
+            job(r#"{"prompt":"x","raw":true}"#).kind(),
+            JobKind::Generate
+        );
+        assert_eq!(job(r#"{"input":["x"]}"#).kind(), JobKind::Embed);
+        assert_eq!(job("null").kind(), JobKind::Chat);
     }
 }

@@ -116,7 +116,7 @@ impl JobTicket {
                 self.board.started(&self.job, worker, *slots);
                 self.report.queue_wait = Some(self.submitted.elapsed());
             }
-            Some(JobEvent::Delta(_) | JobEvent::Embeddings(_)) => {
+            Some(JobEvent::Delta(_) | JobEvent::Embeddings { .. }) => {
                 self.board.token(&self.job.id);
                 if self.report.first_token.is_none() {
                     self.report.first_token = Some(self.submitted.elapsed());

@@ -94,9 +94,11 @@ async fn relay(
         JobKind::Embed => {
             let answer = call(job.job(), || ollama.embed(&body)).await?;
             let usage = Usage::new(answer.prompt_eval_count, 0);
-            job.send(JobEvent::Embeddings(answer.embeddings))
-                .await
-                .map_err(|_| Stop::ClientGone)?;
+            job.send(JobEvent::Embeddings {
+                vectors: answer.embeddings,
+            })
+            .await
+            .map_err(|_| Stop::ClientGone)?;
             let finished = JobEvent::Finished {
                 finish_reason: "stop".to_owned(),
                 usage,

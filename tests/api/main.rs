@@ -24,6 +24,7 @@ mod errors;
 mod fake_ollama;
 mod health;
 mod helpers;
+mod ide_distributed;
 mod ide_ollama;
 mod ide_ollama_errors;
 mod ide_openai;

@@ -100,7 +100,7 @@ impl Render for Ndjson {
                 out.push_back(line(done));
                 return true;
             }
-            JobEvent::Started { .. } | JobEvent::Embeddings(_) | JobEvent::Failed(_) => {}
+            JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}
         }
         false
     }

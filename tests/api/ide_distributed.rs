@@ -1,0 +1,125 @@
+//! The IDE surface behind RabbitMQ: a gateway with no Ollama of its own and a worker in
+//! another process. Every kind of job (generate, embed, chat for the Responses API) crosses
+//! the broker, and Ollama discovery answers from the workers' announcements.
+
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::fake_ollama::FakeOllama;
+use crate::ide_openai::ide_fake;
+
+#[tokio::test]
+async fn every_kind_of_job_and_discovery_work_through_the_broker() {
+    let c = Cluster::new();
+    let fake = FakeOllama::start(ide_fake()).await;
+    let _worker = c.worker(&fake).await;
+    let gateway = c.gateway("3600").await;
+    c.wait_ready(&gateway).await;
+    let key = c.key(&gateway, "pro").await;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", gateway.base);
+    // The version comes with the worker's announcement, which may lag the readiness.
+    let mut version = Value::Null;
+    for _ in 0..100 {
+        version = http
+            .get(url("/api/version"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if version["version"] == "0.33.0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(version["version"], "0.33.0");
+    let tags: Value = http
+        .get(url(&format!("/k/{key}/api/tags")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let models = tags["models"].as_array().unwrap();
+    assert!(
+        models
+            .iter()
+            .all(|m| m["digest"].as_str().is_some_and(|d| !d.is_empty())),
+        "{tags}"
+    );
+    assert!(
+        models.iter().all(|m| m.get("ollama_version").is_none()),
+        "{tags}"
+    );
+
+    let body =
+        json!({"model": "nomic-embed-text", "input": ["a", "b c"], "encoding_format": "float"});
+    let embedded: Value = http
+        .post(url("/v1/embeddings"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(embedded["data"].as_array().unwrap().len(), 2, "{embedded}");
+    let body = json!({"model": "qwen2.5-coder:1.5b", "prompt": "<|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>"});
+    let completed: Value = http
+        .post(url("/v1/completions"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(completed["choices"][0]["text"], "a + b", "{completed}");
+    let body = json!({"model": "llama3.2", "input": "hi"});
+    let response: Value = http
+        .post(url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        response["output"][0]["content"][0]["text"], "Hello from the fake Ollama.",
+        "{response}"
+    );
+    let body =
+        json!({"model": "qwen2.5-coder:1.5b", "prompt": "def f(", "suffix": ")", "stream": false});
+    let native: Value = http
+        .post(url("/api/generate"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(native["response"], "a + b", "{native}");
+    let show: Value = http
+        .post(url("/api/show"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "llama3.2"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(show["details"]["family"].is_string(), "{show}");
+}
