@@ -102,12 +102,19 @@ pub(super) async fn generate(
     };
     let fim = rendered.starts_with("<|fim_prefix|>") && rendered.ends_with("<|fim_middle|>");
     let leaks = rendered.starts_with("<|im_start|>");
-    let chat = ChatRequest {
-        model: request.model,
-        messages: vec![ChatMessage {
+    let raw = request.raw;
+    // An empty prompt only loads the model, as `messages: []` does for chat.
+    let messages = if request.prompt.is_empty() && request.suffix.is_none() {
+        Vec::new()
+    } else {
+        vec![ChatMessage {
             role: "user".to_owned(),
             content: Some(request.prompt),
-        }],
+        }]
+    };
+    let chat = ChatRequest {
+        model: request.model,
+        messages,
         tools: Vec::new(),
         stream: request.stream,
         think: request.think,
@@ -131,6 +138,15 @@ pub(super) async fn generate(
         Ok(slot) => slot,
         Err(response) => return Ok(response),
     };
+    if let Some(reason) = job.load_only {
+        let reply = super::ChatObject {
+            done: true,
+            done_reason: Some(reason),
+            ..super::ChatObject::new(&job.model, Message::new("", "", Vec::new()))
+        };
+        let reply = as_generate(&serde_json::to_value(&reply).unwrap_or_default(), true);
+        return Ok(json_body(StatusCode::OK, &reply));
+    }
     let streaming = job.stream;
     let mut generation = Generation::start(shared, job, slot, arrived);
     if !streaming {
@@ -141,7 +157,7 @@ pub(super) async fn generate(
                     whole.push_str(&object.message.content);
                     if object.done {
                         let mut value =
-                            as_generate(&serde_json::to_value(&object).unwrap_or_default());
+                            as_generate(&serde_json::to_value(&object).unwrap_or_default(), raw);
                         value["response"] = Value::String(whole);
                         return Ok(json_body(StatusCode::OK, &value));
                     }
@@ -164,18 +180,22 @@ pub(super) async fn generate(
     let rest = stream::unfold(generation, |mut generation| async move {
         generation.next().await.map(|event| (event, generation))
     });
-    let body = stream::iter(first).chain(rest).map(|event| match event {
-        Event::Object(object) => Ok(ndjson(&as_generate(
-            &serde_json::to_value(&object).unwrap_or_default(),
-        ))),
-        Event::Error(message) => Ok(ndjson(&json!({"error": message}))),
-        Event::Abort => Err(std::io::Error::other("fake Ollama cut the connection")),
-    });
+    let body = stream::iter(first)
+        .chain(rest)
+        .map(move |event| match event {
+            Event::Object(object) => Ok(ndjson(&as_generate(
+                &serde_json::to_value(&object).unwrap_or_default(),
+                raw,
+            ))),
+            Event::Error(message) => Ok(ndjson(&json!({"error": message}))),
+            Event::Abort => Err(std::io::Error::other("fake Ollama cut the connection")),
+        });
     Ok(respond(StatusCode::OK, NDJSON, Body::from_stream(body)))
 }
 
-/// A chat object reshaped as `api.GenerateResponse`: `response` (and `thinking`) at the top.
-fn as_generate(chat: &Value) -> Value {
+/// A chat object reshaped as `api.GenerateResponse`: `response` (and `thinking`) at the top;
+/// the final object of a templated (not `raw`) generation also carries its `context`.
+fn as_generate(chat: &Value, raw: bool) -> Value {
     let mut out = Map::new();
     for (key, value) in chat.as_object().into_iter().flatten() {
         if key == "message" {
@@ -186,6 +206,9 @@ fn as_generate(chat: &Value) -> Value {
         } else {
             out.insert(key.clone(), value.clone());
         }
+    }
+    if chat["done"] == true && chat["done_reason"] != "load" && !raw {
+        out.insert("context".into(), json!([151_644, 872, 198]));
     }
     Value::Object(out)
 }

@@ -320,3 +320,24 @@ async fn open_webui_chats_in_ndjson_and_sees_loaded_models() {
     assert_eq!(answer["embeddings"].as_array().unwrap().len(), 2);
     assert_eq!(answer["prompt_eval_count"], 3);
 }
+
+/// Clients preload a model with an empty prompt; Ollama answers `done_reason: "load"`.
+#[tokio::test]
+async fn an_empty_prompt_only_loads_the_model() {
+    let app = ide_app().await;
+    let key = app.key("pro").await;
+    let body = json!({"model": "qwen2.5-coder:1.5b", "stream": false});
+    let response = app
+        .http
+        .post(app.url("/api/generate"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        (answer["response"].as_str(), answer["done_reason"].as_str()),
+        (Some(""), Some("load"))
+    );
+}
