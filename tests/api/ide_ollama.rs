@@ -341,3 +341,24 @@ async fn an_empty_prompt_only_loads_the_model() {
         (Some(""), Some("load"))
     );
 }
+
+/// A native stream is a job like any other: an editor that hangs up cancels its generation.
+#[tokio::test]
+async fn hanging_up_a_native_stream_stops_the_generation() {
+    let app = ide_app().await;
+    let key = app.key("pro").await;
+    let body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "#hold"}]});
+    let mut response = app
+        .http
+        .post(app.url("/api/chat"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"done\":false"));
+    drop(response);
+    app.ollama.wait_cancelled(1).await;
+    assert_eq!(app.ollama.cancelled(), ["#hold"]);
+}
