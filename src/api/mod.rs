@@ -107,6 +107,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (ollama, _) = ollama::routes().split_for_parts();
     let ollama = ollama
         .merge(ollama_jobs)
+        // Not in the document: it only answers paths that do not exist.
+        .route("/api/{*rest}", axum::routing::any(ollama::unknown))
         .layer(axum::middleware::from_fn(ollama::ollama_errors));
     let (others, _) = other_routes().split_for_parts();
     // Swagger UI's default validator is an online service: the page must work offline.

@@ -51,7 +51,7 @@ impl NativeMeta {
                 }
                 object.insert("message".into(), Value::Object(message));
             }
-            NativeKind::Generate | NativeKind::Embed => {
+            NativeKind::Generate | NativeKind::Embed | NativeKind::LegacyEmbed => {
                 object.insert("response".into(), json!(text.content));
                 if !text.thinking.is_empty() {
                     object.insert("thinking".into(), json!(text.thinking));
@@ -100,8 +100,12 @@ impl NativeMeta {
         Value::Object(object).to_string()
     }
 
-    /// The `/api/embed` answer.
+    /// The `/api/embed` answer, or `/api/embeddings`'s `{"embedding": [...]}`.
     pub fn embeddings(&self, vectors: &[Vec<f32>], usage: Usage) -> String {
+        if self.kind == NativeKind::LegacyEmbed {
+            let first = vectors.first().map_or(&[][..], Vec::as_slice);
+            return json!({ "embedding": first }).to_string();
+        }
         let mut object = Map::new();
         object.insert("model".into(), json!(self.model));
         object.insert("embeddings".into(), json!(vectors));

@@ -15,6 +15,15 @@ pub enum NativeKind {
     Generate,
     /// `/api/embed`.
     Embed,
+    /// `/api/embeddings`, the older one: one `prompt`, one `embedding`.
+    LegacyEmbed,
+}
+
+impl NativeKind {
+    /// Whether the answer is embeddings, always one object.
+    pub fn embeds(self) -> bool {
+        matches!(self, Self::Embed | Self::LegacyEmbed)
+    }
 }
 
 /// A native request, validated the way Ollama validates it before scheduling.
@@ -76,6 +85,15 @@ impl NativeRequest {
                 Some(Value::String(_)) => {}
                 Some(other) => return Err(type_error("prompt", other, "string")),
             },
+            NativeKind::LegacyEmbed => match body.remove("prompt") {
+                Some(Value::String(prompt)) => {
+                    body.insert("input".into(), Value::Array(vec![Value::String(prompt)]));
+                }
+                None | Some(Value::Null) => {
+                    body.insert("input".into(), Value::Array(Vec::new()));
+                }
+                Some(other) => return Err(type_error("prompt", &other, "string")),
+            },
             NativeKind::Embed => match body.get("input") {
                 Some(Value::String(_) | Value::Array(_)) => {}
                 None | Some(Value::Null) => {
@@ -96,7 +114,7 @@ impl NativeRequest {
     pub fn native_body(&self, model: &str) -> Result<Box<RawValue>, serde_json::Error> {
         let mut body = self.body.clone();
         body.insert("model".into(), Value::String(model.to_owned()));
-        if self.kind == NativeKind::Embed {
+        if self.kind.embeds() {
             body.remove("stream");
         } else {
             body.insert("stream".into(), Value::Bool(true));

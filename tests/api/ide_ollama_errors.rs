@@ -87,3 +87,38 @@ async fn mistakes_and_model_management_get_ollama_errors() {
         .unwrap();
     ollama_error(response, 403).await;
 }
+
+/// Older clients embed with `/api/embeddings`; any other unknown `/api/...` path still gets
+/// an Ollama error, and `/api/health` stays the gateway's own.
+#[tokio::test]
+async fn the_older_embeddings_route_works_and_unknown_routes_say_what_is_served() {
+    let app = ide_app().await;
+    let key = app.key("pro").await;
+    let body = json!({"model": "nomic-embed-text", "prompt": "hello world"});
+    let response = app
+        .http
+        .post(app.url("/api/embeddings"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["embedding"].as_array().unwrap().len(), 8, "{answer}");
+    assert_eq!(
+        app.ollama.embed_requests()[0]["input"],
+        json!(["hello world"])
+    );
+    let response = app
+        .http
+        .get(app.url("/api/blobs/sha256:0"))
+        .send()
+        .await
+        .unwrap();
+    let message = ollama_error(response, 404).await;
+    assert!(message.contains("/api/tags"), "{message}");
+    let health = app.http.get(app.url("/api/health")).send().await.unwrap();
+    assert!(health.status().is_success() || health.status() == 503);
+    let body: Value = health.json().await.unwrap();
+    assert!(body.get("ollama").is_some(), "{body}");
+}

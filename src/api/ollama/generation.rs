@@ -1,4 +1,4 @@
-//! `/api/chat`, `/api/generate` and `/api/embed`: the client's native body becomes a job like
+//! `/api/chat`, `/api/generate`, `/api/embed` (and the older `/api/embeddings`): the client's native body becomes a job like
 //! any other (the caller's tier, limits, aliases, `default`), and its events are written back
 //! as Ollama writes them: NDJSON unless `stream: false`, then one object.
 
@@ -49,7 +49,7 @@ async fn run(state: AppState, caller: Caller, kind: NativeKind, body: &[u8]) -> 
         model: request.model.clone(),
         arrived,
     };
-    if request.stream && kind != NativeKind::Embed {
+    if request.stream && !kind.embeds() {
         return stream::respond(&state, admitted, Ndjson { meta })
             .await
             .into_response();
@@ -58,7 +58,7 @@ async fn run(state: AppState, caller: Caller, kind: NativeKind, body: &[u8]) -> 
         Ok(answer) => answer,
         Err(e) => return e.into_response(),
     };
-    let json = if kind == NativeKind::Embed {
+    let json = if kind.embeds() {
         meta.embeddings(&answer.embeddings, answer.usage)
     } else {
         let whole = Whole {
@@ -196,4 +196,29 @@ pub async fn embed(
     RawBody(body): RawBody,
 ) -> Response {
     run(state, caller, NativeKind::Embed, &body).await
+}
+
+/// The older embeddings route: `{"model", "prompt"}` → `{"embedding": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/api/embeddings",
+    tag = "ollama",
+    operation_id = "ollamaEmbeddings",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "`{\"model\": ..., \"prompt\": \"text\"}`."),
+    responses(
+        (status = 200, description = "`{\"embedding\": [...]}`.", body = Object),
+        crate::api::openapi::responses::BadRequest,
+        crate::api::openapi::responses::KeyAuth,
+        crate::api::openapi::responses::NotFound,
+        crate::api::openapi::responses::TooManyRequests,
+        crate::api::openapi::responses::Unavailable,
+    ),
+)]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Response {
+    run(state, caller, NativeKind::LegacyEmbed, &body).await
 }

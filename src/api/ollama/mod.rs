@@ -1,7 +1,8 @@
 //! Ollama's native API on the gateway's port, for clients configured with an "Ollama URL":
 //! discovery (`/api/version`, `/api/tags`, `/api/show`, `/api/ps`), generation and embedding
 //! as queued jobs (`/api/chat`, `/api/generate`, `/api/embed`), and clear refusals of model
-//! management (`/api/pull`, `/api/delete`, ...).
+//! management (`/api/pull`, `/api/delete`, ...); any other `/api/...` path gets an Ollama
+//! error saying what is served.
 //!
 //! Every error here is in Ollama's shape, `{"error": "..."}`: handlers share the gateway's
 //! one error type, and [`ollama_errors`] rewrites its OpenAI-shaped body on the way out.
@@ -48,6 +49,16 @@ pub(super) fn job_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(generation::chat))
         .routes(routes!(generation::generate))
         .routes(routes!(generation::embed))
+        .routes(routes!(generation::embeddings))
+}
+
+/// Any other `/api/...` path: Ollama clients read an Ollama error, saying what is served.
+pub(super) async fn unknown() -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "Seadragon serves Ollama's /api/version, /api/tags, /api/show, /api/ps, /api/chat, \
+         /api/generate, /api/embed and /api/embeddings; this route is not one of them",
+    )
 }
 
 /// `{"error": message}` with `status`.
