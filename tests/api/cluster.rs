@@ -76,13 +76,11 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
     let connection =
         lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    for queue in ["jobs", "dead"] {
-        let name = format!("{prefix}.{queue}");
-        channel
-            .queue_delete(name.into(), QueueDeleteOptions::default())
-            .await?;
-    }
-    for exchange in ["dead", "gateways", "workers"] {
+    let jobs = format!("{prefix}.jobs.v2");
+    channel
+        .queue_delete(jobs.into(), QueueDeleteOptions::default())
+        .await?;
+    for exchange in ["gateways", "workers"] {
         let name = format!("{prefix}.{exchange}");
         channel
             .exchange_delete(name.into(), ExchangeDeleteOptions::default())

@@ -34,14 +34,10 @@ impl Names {
         }
     }
 
-    /// The priority job queue.
+    /// The priority job queue. Its arguments changed (no dead-lettering) since `<p>.jobs`, and
+    /// RabbitMQ refuses to redeclare a queue with other arguments, hence a new name.
     pub fn jobs(&self) -> String {
-        format!("{}.jobs", self.prefix)
-    }
-
-    /// The dead-letter exchange and its inspection queue.
-    pub fn dead(&self) -> String {
-        format!("{}.dead", self.prefix)
+        format!("{}.jobs.v2", self.prefix)
     }
 
     /// A gateway instance's reply queue.
@@ -168,34 +164,13 @@ async fn declare_fanout(channel: &Channel, name: &str) -> Result<(), lapin::Erro
 
 /// Declares the shared topology. Idempotent; every process does it at connect.
 pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
-    declare_fanout(channel, &names.dead()).await?;
-    let mut dead_args = FieldTable::default();
-    dead_args.insert("x-message-ttl".into(), AMQPValue::LongUInt(86_400_000));
-    channel
-        .queue_declare(
-            names.dead().into(),
-            QueueDeclareOptions::durable(),
-            dead_args,
-        )
-        .await?;
-    channel
-        .queue_bind(
-            names.dead().into(),
-            names.dead().into(),
-            ShortString::from(""),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    // The priority count is fixed at declare time; changing it means deleting the queue.
+    // The priority count is fixed at declare time; changing it means deleting the queue. No
+    // dead-letter exchange: an expired copy is a job that waited too long (its gateway has
+    // failed it already) or the losing copy of a rescue, and keeping its body helps nobody.
     let mut job_args = FieldTable::default();
     job_args.insert(
         "x-max-priority".into(),
         AMQPValue::ShortShortUInt(RESCUE_LEVEL),
-    );
-    job_args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(names.dead().into()),
     );
     channel
         .queue_declare(
@@ -295,6 +270,13 @@ async fn send(
     properties: BasicProperties,
     mandatory: bool,
 ) -> Result<PublisherConfirm, PublishError> {
+    // Transient unless the caller asked for persistence (jobs): events and orders are
+    // worthless once their process is gone.
+    let properties = if properties.delivery_mode().is_some() {
+        properties
+    } else {
+        properties.with_delivery_mode(1)
+    };
     channel
         .basic_publish(
             ShortString::from(""),
@@ -304,7 +286,7 @@ async fn send(
                 ..BasicPublishOptions::default()
             },
             payload,
-            properties.with_delivery_mode(1),
+            properties,
         )
         .await
         .map_err(|e| PublishError::Unavailable(e.to_string()))

@@ -66,7 +66,9 @@ struct Inner {
     slots: u16,
     incoming: tokio::sync::Mutex<mpsc::Receiver<AmqpDelivery>>,
     incoming_tx: mpsc::Sender<AmqpDelivery>,
-    claims: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    /// Claims awaiting an answer, by job and copy: one worker may hold both copies of a
+    /// rescued job, and each claim gets its own answer.
+    claims: Mutex<HashMap<(String, u8), oneshot::Sender<bool>>>,
     /// Running jobs: their cancel token and their gateway's reply queue.
     running: Mutex<HashMap<String, (CancellationToken, String)>>,
     channel: watch::Sender<Option<Channel>>,
@@ -232,7 +234,8 @@ impl Delivery for RabbitDelivery {
     async fn claim(self: Box<Self>, worker: &str, slots: usize) -> Claim {
         let job_id = self.message.job.id.clone();
         let (tx, rx) = oneshot::channel();
-        locked(&self.inner.claims).insert(job_id.clone(), tx);
+        let key = (job_id.clone(), self.message.copy);
+        locked(&self.inner.claims).insert(key.clone(), tx);
         let claim = Reply::Claim {
             job_id: job_id.clone(),
             copy: self.message.copy,
@@ -261,7 +264,7 @@ impl Delivery for RabbitDelivery {
             Ok(Published::Returned) => Ok(false),
             Err(e) => Err(e),
         };
-        locked(&self.inner.claims).remove(&job_id);
+        locked(&self.inner.claims).remove(&key);
         match answer {
             Ok(true) => {}
             Ok(false) => {
@@ -372,10 +375,14 @@ async fn supervise(inner: Arc<Inner>) {
 
 async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
-    let (link, mut events) =
-        Link::open(&inner.config, &inner.names, "worker", &inner.control_queue)
-            .await
-            .map_err(e)?;
+    let (link, mut events) = Link::open(
+        &inner.config,
+        &inner.names,
+        ("worker", *attempt),
+        &inner.control_queue,
+    )
+    .await
+    .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
     // Prefetch = slots: more would let the broker hand out jobs before a slot is free.
     let mut jobs = broker::consume_queue(consume, &inner.names.jobs(), Some(inner.slots))
@@ -421,13 +428,13 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
 /// Applies a gateway's order.
 fn apply(inner: &Inner, data: &[u8]) {
     match serde_json::from_slice::<Control>(data) {
-        Ok(Control::Grant { job_id }) => {
-            if let Some(waiting) = locked(&inner.claims).remove(&job_id) {
+        Ok(Control::Grant { job_id, copy }) => {
+            if let Some(waiting) = locked(&inner.claims).remove(&(job_id, copy)) {
                 let _ = waiting.send(true);
             }
         }
-        Ok(Control::Deny { job_id }) => {
-            if let Some(waiting) = locked(&inner.claims).remove(&job_id) {
+        Ok(Control::Deny { job_id, copy }) => {
+            if let Some(waiting) = locked(&inner.claims).remove(&(job_id, copy)) {
                 let _ = waiting.send(false);
             }
         }

@@ -43,9 +43,14 @@ async fn session(
 ) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
     let instance = &inner.config.instance;
-    let (link, mut events) = Link::open(&inner.config, &inner.names, "gateway", &inner.reply_queue)
-        .await
-        .map_err(e)?;
+    let (link, mut events) = Link::open(
+        &inner.config,
+        &inner.names,
+        ("gateway", *attempt),
+        &inner.reply_queue,
+    )
+    .await
+    .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
     // Without acknowledgements: an ack per claim and per event batch cost the broker and the
     // gateway about as much as the messages themselves. What this gives up is redelivery after
@@ -173,9 +178,9 @@ async fn handle_reply(inner: &Arc<Inner>, channel: &Channel, data: &[u8]) {
         }) => {
             let order = if inner.decide(&job_id, copy, redelivered, &control) {
                 inner.forward(&job_id, vec![JobEvent::Started { worker, slots }]);
-                Control::Grant { job_id }
+                Control::Grant { job_id, copy }
             } else {
-                Control::Deny { job_id }
+                Control::Deny { job_id, copy }
             };
             send_control(channel, &control, &order).await;
         }
