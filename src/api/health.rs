@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 
 use super::state::AppState;
 use crate::ollama::OllamaClient;
-use crate::queue::rabbitmq::RabbitWorker;
+use std::sync::Arc;
+
+use crate::queue::WorkQueue;
 
 /// One dependency's state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,8 +124,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 pub struct WorkerHealth {
     /// The worker's Ollama.
     pub ollama: OllamaClient,
-    /// The worker's broker handle.
-    pub broker: Option<RabbitWorker>,
+    /// The worker side of the queue.
+    pub work: Arc<dyn WorkQueue>,
 }
 
 /// A worker's health report.
@@ -137,13 +139,11 @@ pub struct WorkerReport {
 /// Readiness of a worker process.
 pub async fn worker_health(State(state): State<WorkerHealth>) -> (StatusCode, Json<WorkerReport>) {
     let ollama = Check::from(state.ollama.version().await.map(|v| format!("Ollama {v}")));
-    let broker = state.broker.map(|b| b.status()).unwrap_or_default();
-    let queue = Check::from(if broker.connected && !broker.blocked {
-        Ok("rabbitmq: connected".to_owned())
+    let health = state.work.health();
+    let queue = Check::from(if health.ok {
+        Ok(health.detail)
     } else {
-        Err(broker
-            .last_error
-            .unwrap_or_else(|| "rabbitmq: not connected".to_owned()))
+        Err(health.detail)
     });
     let ready = ollama.ok && queue.ok;
     (

@@ -21,7 +21,8 @@ use super::outbox::EventOutbox;
 use super::wire::{Announcement, Control, JobMessage, Reply};
 use super::{BrokerStatus, RabbitConfig};
 use crate::queue::{
-    Assignment, Claim, Delivery, Job, JobEvent, QueueError, WorkQueue, WorkerAnnouncement,
+    Assignment, BackendHealth, Claim, Delivery, Job, JobEvent, QueueError, WorkQueue,
+    WorkerAnnouncement,
 };
 
 /// How long acknowledging a job may take; on a connection that just died it may never finish.
@@ -192,6 +193,21 @@ impl WorkQueue for RabbitWorker {
 
     fn wants_announcements(&self) -> bool {
         true
+    }
+
+    fn health(&self) -> BackendHealth {
+        let status = self.status();
+        let ok = status.connected && !status.blocked;
+        let detail = match (ok, status.last_error) {
+            (true, _) => "rabbitmq: connected".to_owned(),
+            (false, Some(error)) => error,
+            (false, None) => "rabbitmq: not connected".to_owned(),
+        };
+        BackendHealth {
+            backend: "rabbitmq",
+            ok,
+            detail,
+        }
     }
 
     async fn announce(&self, announcement: &WorkerAnnouncement) {
