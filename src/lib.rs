@@ -6,7 +6,8 @@
 //! - [`api`]: the HTTP surface (OpenAI routes, the admin API in `api/admin/`, health), its one
 //!   error type, and the OpenAPI document generated from the handlers (`/openapi.json`, Swagger
 //!   UI at `/docs`).
-//! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
+//! - [`auth`]: API keys, their store (SQLite, or PostgreSQL shared by many gateways) and the
+//!   extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
 //!   shared by the gateway (request side) and the worker (stream side).
 //! - [`queue`]: the traits the gateway and the workers share, the scheduling rule (levels,

@@ -210,7 +210,12 @@ impl From<RequestError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        // An unreachable database is an outage to retry through, not a bug.
+        if e.is_unavailable() {
+            Self::Unavailable(format!("the key store is unreachable: {e}; retry shortly"))
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 

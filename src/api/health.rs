@@ -94,13 +94,13 @@ pub async fn livez() -> &'static str {
     ),
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.ping());
+    let (ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.health());
     let snapshot = state.queue.snapshot();
     let report = Health {
         status: "ok",
         ollama,
         queue: queue_check(&state),
-        key_store: Check::from(key_store.map(|()| String::new())),
+        key_store: Check::from(key_store),
         queued: snapshot.queued(),
         running: snapshot.running,
     };

@@ -1,5 +1,5 @@
 //! A RabbitMQ namespace for one test, and a cluster of real `seadragon` gateway and worker
-//! processes in it, sharing one key store.
+//! processes in it, sharing one key store (a SQLite file, or a PostgreSQL database).
 
 use std::time::Duration;
 
@@ -92,7 +92,9 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
 /// A broker namespace, a key store the gateways share, and an HTTP client.
 pub struct Cluster {
     namespace: Namespace,
-    dir: tempfile::TempDir,
+    /// `SEADRAGON_DATABASE_URL` of every process.
+    database_url: String,
+    _dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
 
@@ -104,10 +106,20 @@ impl Cluster {
 
     /// A cluster on the broker at `amqp_url`.
     pub fn on(amqp_url: String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         Self {
             namespace: Namespace::new(amqp_url),
-            dir: tempfile::tempdir().unwrap(),
+            database_url: format!("sqlite://{}", dir.path().join("keys.db").display()),
+            _dir: dir,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A cluster on the shared test broker whose processes keep their keys at `database_url`.
+    pub fn with_database(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            ..Self::new()
         }
     }
 
@@ -115,10 +127,7 @@ impl Cluster {
         vec![
             ("SEADRAGON_AMQP_URL", self.namespace.url.clone()),
             ("SEADRAGON_AMQP_PREFIX", self.namespace.prefix.clone()),
-            (
-                "SEADRAGON_DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("keys.db").display()),
-            ),
+            ("SEADRAGON_DATABASE_URL", self.database_url.clone()),
             ("SEADRAGON_OLLAMA_URL", ollama.to_owned()),
             ("SEADRAGON_ADMIN_KEY", ADMIN_KEY.to_owned()),
             ("SEADRAGON_AGING_SECS", starvation_secs.to_owned()),

@@ -29,10 +29,13 @@ mod load;
 mod metrics;
 mod openapi;
 mod overload;
+#[path = "../support/postgres.rs"]
+mod postgres;
 mod process;
 mod queue_contract;
 mod scheduling;
 mod scheduling_bounds;
 mod sdk;
+mod shared_store;
 mod shutdown;
 mod tools_and_reasoning;
