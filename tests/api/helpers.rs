@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::fake_ollama::{FakeConfig, FakeOllama};
 
 /// The bootstrap admin key every test app accepts.
-pub const ADMIN_KEY: &str = "test-admin-secret";
+pub const ADMIN_KEY: &str = "sk-sd-test-admin-secret-4f9c2b7e1a";
 
 /// Knobs a test may turn before the app starts.
 pub struct Options {
