@@ -76,10 +76,20 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
     let connection =
         lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let jobs = format!("{prefix}.jobs.v2");
-    channel
-        .queue_delete(jobs.into(), QueueDeleteOptions::default())
-        .await?;
+    // One job queue per model: the contract's and the fake Ollama's (deleting one that was
+    // never declared is no error).
+    for model in [
+        "m",
+        "llama3.2:latest",
+        "qwen3:8b",
+        "llava:7b",
+        "all-minilm:latest",
+    ] {
+        let jobs = format!("{prefix}.jobs.v2.{model}");
+        channel
+            .queue_delete(jobs.into(), QueueDeleteOptions::default())
+            .await?;
+    }
     for exchange in ["gateways", "workers"] {
         let name = format!("{prefix}.{exchange}");
         channel
@@ -180,6 +190,11 @@ impl Cluster {
     /// Waits until the gateway's `/api/health` satisfies `ok`.
     pub async fn wait(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
         self.poll(gateway, "/api/health", what, ok).await;
+    }
+
+    /// Waits until the gateway's admin model list satisfies `ok`.
+    pub async fn wait_models(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
+        self.poll(gateway, "/admin/models", what, ok).await;
     }
 
     /// Waits until the gateway's admin queue view satisfies `ok`, and returns that view.

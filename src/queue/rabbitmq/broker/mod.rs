@@ -13,5 +13,6 @@ pub use names::Names;
 pub use probe::{LIVENESS_EVERY, backoff, queues_without_consumers};
 pub use publish::{Published, json_properties, publish, publish_to_exchange, publish_unconfirmed};
 pub use topology::{
-    confirm_channel, connect, consume_queue, declare_owned, declare_shared, subscribe,
+    confirm_channel, connect, consume_jobs, consume_queue, declare_jobs, declare_owned,
+    declare_shared, jobs_channel, subscribe,
 };

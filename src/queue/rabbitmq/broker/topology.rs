@@ -107,24 +107,57 @@ async fn declare_fanout(channel: &Channel, name: &str) -> Result<(), lapin::Erro
 
 /// Declares the shared topology. Idempotent; every process does it at connect.
 pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
-    // The priority count is fixed at declare time; changing it means deleting the queue. No
-    // dead-letter exchange: an expired copy is a job that waited too long (its gateway has
-    // failed it already) or the losing copy of a rescue, and keeping its body helps nobody.
-    let mut job_args = FieldTable::default();
-    job_args.insert(
-        "x-max-priority".into(),
-        AMQPValue::ShortShortUInt(RESCUE_LEVEL),
-    );
-    channel
-        .queue_declare(
-            names.jobs().into(),
-            QueueDeclareOptions::durable(),
-            job_args,
-        )
-        .await?;
     declare_fanout(channel, &names.gateways()).await?;
     declare_fanout(channel, &names.workers()).await?;
     Ok(())
+}
+
+/// An unused model's job queue is removed after this long: longer than any job may wait.
+const JOB_QUEUE_EXPIRES_MS: u32 = 25 * 3600 * 1000;
+
+/// Declares the job queue `name` (see [`Names::jobs`]). Idempotent; gateways declare it before
+/// their first publish, workers before they consume it.
+pub async fn declare_jobs(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    // The priority count is fixed at declare time; changing it means deleting the queue. No
+    // dead-letter exchange: an expired copy is a job that waited too long (its gateway has
+    // failed it already) or the losing copy of a rescue, and keeping its body helps nobody.
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-max-priority".into(),
+        AMQPValue::ShortShortUInt(RESCUE_LEVEL),
+    );
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongUInt(JOB_QUEUE_EXPIRES_MS),
+    );
+    channel
+        .queue_declare(name.into(), QueueDeclareOptions::durable(), args)
+        .await?;
+    Ok(())
+}
+
+/// A channel for consuming job queues, at most `slots` unacknowledged deliveries across all of
+/// them (a global prefetch: per consumer, a worker serving several models could hold more jobs
+/// than it has slots, which silently defeats priority).
+pub async fn jobs_channel(connection: &Connection, slots: u16) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(slots, lapin::options::BasicQosOptions { global: true })
+        .await?;
+    Ok(channel)
+}
+
+/// Declares and consumes the job queue `name` on `channel`, with manual acks.
+pub async fn consume_jobs(channel: &Channel, name: &str) -> Result<lapin::Consumer, lapin::Error> {
+    declare_jobs(channel, name).await?;
+    channel
+        .basic_consume(
+            name.into(),
+            ShortString::from(""),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// Declares a queue owned by one process instance: durable with a client-chosen name (so a

@@ -87,7 +87,22 @@ impl Inner {
             .with_priority(level)
             .with_delivery_mode(2)
             .with_expiration(ttl.as_millis().max(1).to_string().into());
-        match broker::publish(&channel, &self.names.jobs(), &payload, properties, true).await {
+        let queue = self.names.jobs(&job.model);
+        let declared = self
+            .declared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&queue);
+        if !declared {
+            broker::declare_jobs(&channel, &queue)
+                .await
+                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            self.declared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(queue.clone());
+        }
+        match broker::publish(&channel, &queue, &payload, properties, true).await {
             Ok(broker::Published::Routed) => Ok(()),
             Ok(broker::Published::Returned) => Err(QueueError::Unavailable(
                 "the job queue is not available on the broker".to_owned(),

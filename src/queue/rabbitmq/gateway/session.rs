@@ -74,6 +74,12 @@ async fn session(
     )
     .await
     .map_err(e)?;
+    // A new session may be on a broker that lost its queues: declare each again before use.
+    inner
+        .declared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
     inner.channel.send_replace(Some(channel.clone()));
     // Orders to workers go out from a task of their own, in the order they were decided, so
     // the reply consumer never waits on the broker: a slow or blocked publish used to hold

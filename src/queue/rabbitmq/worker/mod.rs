@@ -49,6 +49,8 @@ struct Inner {
     /// Running jobs: their cancel token and their gateway's reply queue.
     running: Mutex<HashMap<String, (CancellationToken, String)>>,
     channel: watch::Sender<Option<Channel>>,
+    /// The models its Ollama has, from the worker's announcements: the job queues it consumes.
+    models: watch::Sender<Vec<String>>,
     status: Mutex<BrokerStatus>,
     shutdown: CancellationToken,
 }
@@ -72,6 +74,7 @@ impl RabbitWorker {
             claims: Mutex::default(),
             running: Mutex::default(),
             channel: watch::Sender::new(None),
+            models: watch::Sender::new(Vec::new()),
             status: Mutex::default(),
             shutdown: CancellationToken::new(),
             config,
@@ -184,6 +187,22 @@ impl WorkQueue for RabbitWorker {
     }
 
     async fn announce(&self, announcement: &WorkerAnnouncement) {
+        // The job queues to consume follow the models Ollama has, even while disconnected.
+        let mut models: Vec<String> = announcement
+            .models
+            .iter()
+            .filter_map(|m| m.get("name").or_else(|| m.get("model"))?.as_str())
+            .map(str::to_owned)
+            .collect();
+        models.sort_unstable();
+        models.dedup();
+        self.inner.models.send_if_modified(|current| {
+            let changed = *current != models;
+            if changed {
+                *current = models;
+            }
+            changed
+        });
         let Some(channel) = self.inner.channel.borrow().clone() else {
             return;
         };

@@ -1,9 +1,11 @@
 //! The worker's broker session: consumers of the job and control queues, liveness probes of
 //! the gateways whose jobs it runs, and reconnection with backoff.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use futures_util::stream::SelectAll;
 
 use super::{Inner, locked};
 use crate::queue::rabbitmq::broker;
@@ -48,8 +50,16 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
     .await
     .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
-    // Prefetch = slots: more would let the broker hand out jobs before a slot is free.
-    let mut jobs = broker::consume_queue(consume, &inner.names.jobs(), Some(inner.slots))
+    // Prefetch = slots across every model's queue: more would let the broker hand out jobs
+    // before a slot is free. Each model's queue is consumed once its Ollama has the model.
+    let jobs_channel = broker::jobs_channel(consume, inner.slots)
+        .await
+        .map_err(e)?;
+    let mut models = inner.models.subscribe();
+    let mut consumed: HashSet<String> = HashSet::new();
+    let mut jobs = SelectAll::new();
+    let known = models.borrow_and_update().clone();
+    consume_models(inner, &jobs_channel, &known, &mut consumed, &mut jobs)
         .await
         .map_err(e)?;
     let mut orders = broker::consume_queue(consume, &inner.control_queue, None)
@@ -70,11 +80,20 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
                     inner.gateways_gone(&dead);
                 }
             }
-            delivery = jobs.next() => {
-                let delivery = delivery.ok_or("the broker cancelled the job consumer")?.map_err(e)?;
+            delivery = jobs.next(), if !jobs.is_empty() => {
+                let delivery = delivery.ok_or("the broker cancelled a job consumer")?.map_err(e)?;
                 if inner.incoming_tx.send(delivery).await.is_err() {
                     return Ok(());
                 }
+            }
+            changed = models.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let now = models.borrow_and_update().clone();
+                consume_models(inner, &jobs_channel, &now, &mut consumed, &mut jobs)
+                    .await
+                    .map_err(e)?;
             }
             order = orders.next() => {
                 let order = order.ok_or("the broker cancelled the control consumer")?.map_err(e)?;
@@ -87,6 +106,24 @@ async fn session(inner: &Arc<Inner>, attempt: &mut u32) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Starts consuming the job queue of each model in `models` not consumed yet.
+async fn consume_models(
+    inner: &Inner,
+    channel: &lapin::Channel,
+    models: &[String],
+    consumed: &mut HashSet<String>,
+    jobs: &mut SelectAll<lapin::Consumer>,
+) -> Result<(), lapin::Error> {
+    for model in models {
+        if consumed.insert(model.clone()) {
+            let queue = inner.names.jobs(model);
+            jobs.push(broker::consume_jobs(channel, &queue).await?);
+            tracing::info!(%model, "taking jobs for this model");
+        }
+    }
+    Ok(())
 }
 
 /// Applies a gateway's order.
