@@ -12,6 +12,8 @@ pub enum Role {
     User,
     /// OpenAI routes and the admin API.
     Admin,
+    /// `/metrics` only, for a Prometheus scraper that needs no admin rights.
+    Metrics,
 }
 
 impl Role {
@@ -20,6 +22,7 @@ impl Role {
         match self {
             Self::User => "user",
             Self::Admin => "admin",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -113,10 +116,10 @@ pub(super) fn from_row(
         id,
         name,
         tier,
-        role: if role == "admin" {
-            Role::Admin
-        } else {
-            Role::User
+        role: match role.as_str() {
+            "admin" => Role::Admin,
+            "metrics" => Role::Metrics,
+            _ => Role::User,
         },
         created_at,
         revoked_at,
