@@ -17,6 +17,7 @@
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
+//! - [`native_policy`]: which of Ollama's own `options` and `keep_alive` a tier's keys may set.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
 //! - [`stats`]: in-memory request statistics for the admin API, fed once per chat request.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod ids;
 pub mod limits;
 pub mod metrics;
+pub mod native_policy;
 pub mod ollama;
 pub mod openai;
 pub mod queue;

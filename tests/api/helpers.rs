@@ -127,6 +127,9 @@ pub fn tier(name: &str, priority: u8) -> TierConfig {
         max_queued: 1000,
         max_wait_secs: 600,
         starvation_secs: None,
+        allowed_options: None,
+        max_num_ctx: None,
+        allow_keep_alive: false,
     }
 }
 
