@@ -29,6 +29,7 @@ mod load;
 mod metrics;
 mod openapi;
 mod overload;
+mod properties;
 #[path = "../support/postgres.rs"]
 mod postgres;
 mod process;
