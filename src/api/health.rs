@@ -106,11 +106,19 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         tracing::debug!(detail = ?ollama.detail, "health: Ollama is down");
         ollama.detail = Some("unreachable (details in the log and GET /admin/stats)".to_owned());
     }
+    let mut queue = queue_check(&state);
+    if !queue.ok {
+        // A broker error may name its host: the detail stays in the log and the admin API.
+        queue.detail = Some(format!(
+            "{}: unavailable (details in the log and GET /admin/stats)",
+            state.queue.health().backend
+        ));
+    }
     let snapshot = state.queue.snapshot();
     let report = Health {
         status: "ok",
         ollama,
-        queue: queue_check(&state),
+        queue,
         key_store: Check::from(key_store),
         queued: snapshot.queued(),
         running: snapshot.running,

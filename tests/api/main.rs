@@ -29,10 +29,10 @@ mod load;
 mod metrics;
 mod openapi;
 mod overload;
-mod properties;
 #[path = "../support/postgres.rs"]
 mod postgres;
 mod process;
+mod properties;
 mod queue_contract;
 mod scheduling;
 mod scheduling_bounds;

@@ -15,7 +15,9 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
@@ -48,7 +50,10 @@ fn chat_body() -> impl Strategy<Value = Value> {
     prop::collection::vec((field, any_json()), 0..8).prop_map(|fields| {
         let mut body = serde_json::Map::new();
         body.insert("model".into(), json!("llama3.2"));
-        body.insert("messages".into(), json!([{"role": "user", "content": "hi"}]));
+        body.insert(
+            "messages".into(),
+            json!([{"role": "user", "content": "hi"}]),
+        );
         for (name, value) in fields {
             body.insert(name.into(), value);
         }

@@ -38,6 +38,19 @@ pub struct RabbitConfig {
 }
 
 impl RabbitConfig {
+    /// `text` with every password of the broker URLs replaced, for logs and health reports.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for url in self.url.split(',') {
+            if let Ok(parsed) = reqwest::Url::parse(url.trim())
+                && let Some(password) = parsed.password().filter(|p| !p.is_empty())
+            {
+                text = text.replace(password, "***");
+            }
+        }
+        text
+    }
+
     /// The broker URL to use for connection attempt `attempt`, rotating through the list.
     pub fn url_for(&self, attempt: u32) -> &str {
         let urls: Vec<&str> = self
@@ -95,5 +108,20 @@ mod tests {
         );
         let one = RabbitConfig::new("amqp://only/%2f", "p");
         assert_eq!(one.url_for(7), "amqp://only/%2f");
+    }
+
+    #[test]
+    fn broker_passwords_never_reach_an_error_text() {
+        let config = RabbitConfig::new(
+            "amqp://sd:s3cret-pw@a:5672/%2f,amqp://sd:other-pw@b/%2f",
+            "p",
+        );
+        let said = "cannot connect to amqp://sd:s3cret-pw@a:5672/%2f (other-pw)";
+        let redacted = config.redact(said);
+        assert!(
+            !redacted.contains("s3cret-pw") && !redacted.contains("other-pw"),
+            "{redacted}"
+        );
+        assert_eq!(config.redact("plain error"), "plain error");
     }
 }

@@ -22,6 +22,8 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
         match session(&inner, &mut outbox, &mut attempt).await {
             Ok(()) => return,
             Err(e) => {
+                // A client library's error may quote the URL, password and all.
+                let e = inner.config.redact(&e);
                 inner.channel.send_replace(None);
                 inner.session_lost();
                 link::disconnected(&inner.status, &e);

@@ -27,6 +27,8 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
         match result {
             Ok(()) => return,
             Err(e) => {
+                // A client library's error may quote the URL, password and all.
+                let e = inner.config.redact(&e);
                 link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
                     return;
