@@ -117,6 +117,7 @@ impl App {
         }
         let shutdown = CancellationToken::new();
         let hard_stop = CancellationToken::new();
+        let worker_queue = work.clone();
         let worker = work.map(|work| {
             let name = format!("{}-{}", hostname(), crate::ids::random_alphanumeric(6));
             let worker = Worker::new(
@@ -171,7 +172,12 @@ impl App {
                 };
                 api::router(state, config.max_body_bytes)
             }
-            None => api::worker_router(ollama.clone(), worker_status(&backend)),
+            None => {
+                let work = worker_queue.ok_or_else(|| {
+                    StartError::Unsupported("a process runs a gateway, a worker or both".into())
+                })?;
+                api::worker_router(ollama.clone(), work)
+            }
         };
 
         let listener =
@@ -308,13 +314,6 @@ fn open_queues(
         jobs: gateway.clone().map(|g| Arc::new(g) as Arc<dyn JobQueue>),
         work: worker.clone().map(|w| Arc::new(w) as Arc<dyn WorkQueue>),
         backend: Backend::Rabbit { gateway, worker },
-    }
-}
-
-fn worker_status(backend: &Backend) -> Option<RabbitWorker> {
-    match backend {
-        Backend::Rabbit { worker, .. } => worker.clone(),
-        Backend::Embedded(_) => None,
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`api`]: the HTTP surface (OpenAI routes, Ollama's native API in `api/ollama/`, the admin
 //!   API in `api/admin/`, health, keys in the path under `/k/<key>/`), its one error type, and
 //!   the OpenAPI document generated from the handlers (`/openapi.json`, Swagger UI at `/docs`).
-//! - [`auth`]: API keys, their SQLite store and the extractors that guard routes.
+//! - [`auth`]: API keys, their store (SQLite, or PostgreSQL shared by many gateways) and the
+//!   extractors that guard routes.
 //! - [`openai`]: OpenAI wire types and the pure conversions between OpenAI and Ollama shapes,
 //!   shared by the gateway (request side) and the worker (stream side): chat, text completions,
 //!   embeddings, one module each.
@@ -20,6 +21,7 @@
 //! - [`ollama`]: Ollama's native wire types and its HTTP client.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`limits`]: per-key request rate and concurrency of each tier.
+//! - [`native_policy`]: which of Ollama's own `options` and `keep_alive` a tier's keys may set.
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
 //! - [`stats`]: in-memory request statistics for the admin API, fed once per request that ran a job.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
@@ -34,6 +36,7 @@ pub mod config;
 pub mod ids;
 pub mod limits;
 pub mod metrics;
+pub mod native_policy;
 pub mod ollama;
 pub mod ollama_api;
 pub mod openai;

@@ -191,6 +191,9 @@ mod tests {
             max_queued: 10,
             max_wait_secs: 10,
             starvation_secs: None,
+            allowed_options: None,
+            max_num_ctx: None,
+            allow_keep_alive: false,
         }
     }
 

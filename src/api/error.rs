@@ -30,6 +30,9 @@ pub enum ApiError {
     /// A user key on an admin route.
     #[error("This route needs an admin key.")]
     AdminOnly,
+    /// A metrics key on any route but `/metrics`.
+    #[error("This key has the metrics role: it reads /metrics and nothing else.")]
+    MetricsOnly,
     /// The key's tier is no longer configured.
     #[error("The tier '{0}' of this API key is not configured on this server.")]
     UnknownTier(String),
@@ -96,7 +99,9 @@ impl ApiError {
             Self::InvalidKey | Self::RevokedKey | Self::ExpiredKey => {
                 (S::UNAUTHORIZED, INVALID, Some("invalid_api_key"))
             }
-            Self::AdminOnly => (S::FORBIDDEN, INVALID, Some("insufficient_permissions")),
+            Self::AdminOnly | Self::MetricsOnly => {
+                (S::FORBIDDEN, INVALID, Some("insufficient_permissions"))
+            }
             Self::UnknownTier(_) => (S::FORBIDDEN, INVALID, Some("unknown_tier")),
             Self::InvalidRequest(_) => (S::BAD_REQUEST, INVALID, None),
             Self::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, INVALID, Some("request_too_large")),
@@ -210,7 +215,12 @@ impl From<RequestError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        // An unreachable database is an outage to retry through, not a bug.
+        if e.is_unavailable() {
+            Self::Unavailable(format!("the key store is unreachable: {e}; retry shortly"))
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 

@@ -1,5 +1,8 @@
-//! Public health routes: `/livez` (the process answers) and `/api/health` (Ollama, queue and
-//! key store each reported; 503 when one is down).
+//! Public health routes: `/livez` (the process answers) and `/api/health` (readiness: 200 while
+//! this gateway can take and queue work, 503 when its queue or key store is down; Ollama's
+//! state is reported but does not fail it, so a restarting Ollama does not take every gateway
+//! out of a load balancer). Public answers name no internal address: the details are in the
+//! log and the admin API.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +12,9 @@ use utoipa::ToSchema;
 
 use super::state::AppState;
 use crate::ollama::OllamaClient;
-use crate::queue::rabbitmq::RabbitWorker;
+use std::sync::Arc;
+
+use crate::queue::WorkQueue;
 
 /// One dependency's state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,7 +46,8 @@ impl Check {
 #[schema(example = json!({"status": "ok", "ollama": {"ok": true, "detail": "version 0.33.0"},
     "queue": {"ok": true, "detail": "embedded"}, "key_store": {"ok": true}, "queued": 0, "running": 1}))]
 pub struct Health {
-    /// `ok`, or `degraded` when a part is down.
+    /// `ok`; `degraded` when Ollama (or every worker) is down but work is still queued;
+    /// `unavailable` when the queue or the key store is down.
     status: &'static str,
     /// Ollama's state.
     ollama: Check,
@@ -87,31 +93,46 @@ pub async fn livez() -> &'static str {
     tag = "health",
     operation_id = "health",
     responses(
-        (status = 200, description = "Every part answers.", body = Health),
-        (status = 503, description = "A part is down; the report says which.", body = Health),
+        (status = 200, description = "This gateway takes work: `ok`, or `degraded` when Ollama \
+            (or every worker) is down and jobs wait for it.", body = Health),
+        (status = 503, description = "The queue or the key store is down: the report says which.",
+            body = Health),
     ),
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.ping());
+    let (mut ollama, key_store) = tokio::join!(ollama_check(&state), state.keys.health());
+    if !ollama.ok {
+        // The detail names Ollama's address: it goes to the log and the admin API only.
+        tracing::debug!(detail = ?ollama.detail, "health: Ollama is down");
+        ollama.detail = Some("unreachable (details in the log and GET /admin/stats)".to_owned());
+    }
+    let mut queue = queue_check(&state);
+    if !queue.ok {
+        // A broker error may name its host: the detail stays in the log and the admin API.
+        queue.detail = Some(format!(
+            "{}: unavailable (details in the log and GET /admin/stats)",
+            state.queue.health().backend
+        ));
+    }
     let snapshot = state.queue.snapshot();
     let report = Health {
         status: "ok",
         ollama,
-        queue: queue_check(&state),
-        key_store: Check::from(key_store.map(|()| String::new())),
+        queue,
+        key_store: Check::from(key_store),
         queued: snapshot.queued(),
         running: snapshot.running,
     };
-    let ready = report.ollama.ok && report.queue.ok && report.key_store.ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let takes_work = report.queue.ok && report.key_store.ok;
+    let (status, word) = match (takes_work, report.ollama.ok) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     (
         status,
         Json(Health {
-            status: if ready { "ok" } else { "degraded" },
+            status: word,
             ..report
         }),
     )
@@ -122,8 +143,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 pub struct WorkerHealth {
     /// The worker's Ollama.
     pub ollama: OllamaClient,
-    /// The worker's broker handle.
-    pub broker: Option<RabbitWorker>,
+    /// The worker side of the queue.
+    pub work: Arc<dyn WorkQueue>,
 }
 
 /// A worker's health report.
@@ -137,13 +158,11 @@ pub struct WorkerReport {
 /// Readiness of a worker process.
 pub async fn worker_health(State(state): State<WorkerHealth>) -> (StatusCode, Json<WorkerReport>) {
     let ollama = Check::from(state.ollama.version().await.map(|v| format!("Ollama {v}")));
-    let broker = state.broker.map(|b| b.status()).unwrap_or_default();
-    let queue = Check::from(if broker.connected && !broker.blocked {
-        Ok("rabbitmq: connected".to_owned())
+    let health = state.work.health();
+    let queue = Check::from(if health.ok {
+        Ok(health.detail)
     } else {
-        Err(broker
-            .last_error
-            .unwrap_or_else(|| "rabbitmq: not connected".to_owned()))
+        Err(health.detail)
     });
     let ready = ollama.ok && queue.ok;
     (

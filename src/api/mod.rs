@@ -143,13 +143,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// The router of a worker process: health only.
 pub fn worker_router(
     ollama: crate::ollama::OllamaClient,
-    broker: Option<crate::queue::rabbitmq::RabbitWorker>,
+    work: std::sync::Arc<dyn crate::queue::WorkQueue>,
 ) -> Router {
     Router::new()
         .route("/api/health", get(health::worker_health))
         .route("/livez", get(health::livez))
         .fallback(not_found)
-        .with_state(health::WorkerHealth { ollama, broker })
+        .with_state(health::WorkerHealth { ollama, work })
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))

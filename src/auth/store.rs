@@ -1,107 +1,38 @@
-//! The key store: API keys and small settings in SQLite, migrated at start-up.
+//! The key store: API keys and small settings in SQLite (`sqlite://`, the default) or
+//! PostgreSQL (`postgres://`, for gateways on many machines), migrated at start-up.
+//!
+//! [`KeyStore`] holds what both databases share: the bootstrap admin key, the memory of keys
+//! found recently ([`KeyCache`]), and serving those keys while the database is unreachable
+//! ([`Outage`]). The rows themselves are a [`KeyBackend`]'s business.
 
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-
-use super::cache::KeyCache;
+use super::backend::{KeyBackend, Propagation, StoreError};
+use super::cache::{KeyCache, SERVE_STALE_FOR};
+use super::key::now;
+use super::outage::Outage;
+use super::postgres::PostgresBackend;
 use super::secret;
+use super::sqlite::SqliteBackend;
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// OpenAI routes only.
-    User,
-    /// OpenAI routes and the admin API.
-    Admin,
-}
+pub use super::key::{ApiKey, KeyChanges, KeyFilter, Role, is_key_id};
 
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-/// A key as the store knows it (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApiKey {
-    /// `key_...`.
-    pub id: String,
-    /// Human-readable label.
-    pub name: String,
-    /// Tier name.
-    pub tier: String,
-    /// What the key may do.
-    pub role: Role,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds; set once revoked.
-    pub revoked_at: Option<i64>,
-    /// Unix seconds from which the key is refused; `None` for a key that never expires.
-    pub expires_at: Option<i64>,
-}
-
-impl ApiKey {
-    /// Whether the key's expiry time has passed.
-    pub fn is_expired(&self) -> bool {
-        self.expires_at.is_some_and(|at| at <= now())
-    }
-}
-
-/// Which keys [`KeyStore::list`] returns; `None` fields do not filter.
-#[derive(Debug, Clone, Default)]
-pub struct KeyFilter {
-    /// Only keys of this tier.
-    pub tier: Option<String>,
-    /// Only revoked keys (`true`) or only unrevoked ones (`false`).
-    pub revoked: Option<bool>,
-}
-
-/// What [`KeyStore::update`] changes; `None` fields stay as they are.
-#[derive(Debug, Clone, Default)]
-pub struct KeyChanges {
-    /// A new label.
-    pub name: Option<String>,
-    /// A new tier.
-    pub tier: Option<String>,
-}
-
-/// Whether `id` has the shape of a generated key id (`key_` and 16 alphanumerics).
-pub fn is_key_id(id: &str) -> bool {
-    id.strip_prefix("key_")
-        .is_some_and(|rest| rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// Key store failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened or migrated.
-    #[error("cannot open the key store {url}: {reason}")]
-    Open {
-        /// The database URL.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A query failed.
-    #[error("key store query failed: {0}")]
-    Query(#[from] sqlx::Error),
-}
+/// Longest a health check waits for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Handle to the key store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
-    pool: SqlitePool,
+    backend: Arc<dyn KeyBackend>,
     bootstrap: Option<Bootstrap>,
     /// Keys found recently, so most requests skip the database.
     cache: Arc<KeyCache>,
+    /// Whether the database is answering, and when to ask it again if not.
+    outage: Arc<Outage>,
+    /// Settings as last read, served while the database is unreachable.
+    settings: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
 
 /// The id and name the bootstrap admin key is known by.
@@ -115,81 +46,30 @@ struct Bootstrap {
     tier: String,
 }
 
-type KeyRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
-/// A [`KeyRow`] followed by the secret's hash.
-type HashedKeyRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Vec<u8>,
-);
-
-/// The columns of a [`KeyRow`], in order, as a literal so queries stay `&'static str`.
-macro_rules! key_columns {
-    () => {
-        "id, name, tier, role, created_at, revoked_at, expires_at"
-    };
-}
-
-fn from_row((id, name, tier, role, created_at, revoked_at, expires_at): KeyRow) -> ApiKey {
-    ApiKey {
-        id,
-        name,
-        tier,
-        role: if role == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        },
-        created_at,
-        revoked_at,
-        expires_at,
-    }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+/// Whether `url` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 impl KeyStore {
-    /// Opens (creating if needed) and migrates the store at `url`.
+    /// Opens and migrates the store at `url`: `postgres://` or `postgresql://` for
+    /// PostgreSQL, otherwise a SQLite file (created if needed).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
-            url: url.to_owned(),
-            reason,
+        Self::connect_with_cache(url, Arc::default()).await
+    }
+
+    async fn connect_with_cache(url: &str, cache: Arc<KeyCache>) -> Result<Self, StoreError> {
+        let backend: Arc<dyn KeyBackend> = if is_postgres_url(url) {
+            Arc::new(PostgresBackend::connect(url, Arc::clone(&cache)).await?)
+        } else {
+            Arc::new(SqliteBackend::connect(url).await?)
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| open_error(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_error(e.to_string()))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
-            pool,
+            backend,
             bootstrap: None,
-            cache: Arc::default(),
+            cache,
+            outage: Arc::default(),
+            settings: Arc::default(),
         })
     }
 
@@ -200,6 +80,16 @@ impl KeyStore {
             tier: tier.to_owned(),
         });
         self
+    }
+
+    /// Notes whether the database answered, for [`Outage`] and the health report.
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) => self.outage.answered(),
+            Err(e) if e.is_unavailable() => self.outage.failed(e),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Creates a key that never expires; the returned secret is never retrievable again.
@@ -230,20 +120,12 @@ impl KeyStore {
             expires_at,
         };
         let secret = secret::generate();
-        sqlx::query("INSERT INTO api_keys (id, name, tier, role, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(&key.tier)
-            .bind(role.as_str())
-            .bind(&secret::hash(&secret)[..])
-            .bind(key.created_at)
-            .bind(key.expires_at)
-            .execute(&self.pool)
-            .await?;
+        self.observe(self.backend.insert(&key, &secret::hash(&secret)).await)?;
         Ok((key, secret))
     }
 
-    /// The key a secret belongs to, revoked or not; `None` for an unknown secret.
+    /// The key a secret belongs to, revoked or not; `None` for an unknown secret. While the
+    /// database is unreachable, a key read within [`SERVE_STALE_FOR`] is served as last read.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>, StoreError> {
         let hash = secret::hash(presented);
         if let Some(b) = &self.bootstrap
@@ -265,54 +147,35 @@ impl KeyStore {
         if let Some(key) = self.cache.get(&hash) {
             return Ok(Some(key));
         }
-        let row: Option<HashedKeyRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            ", secret_hash FROM api_keys WHERE secret_hash = ?"
-        ))
-        .bind(&hash[..])
-        .fetch_optional(&self.pool)
-        .await?;
-        let key = row.and_then(
-            |(id, name, tier, role, created, revoked, expires, stored)| {
-                secret::hashes_equal(&stored, &hash)
-                    .then(|| from_row((id, name, tier, role, created, revoked, expires)))
-            },
-        );
+        let stale = || self.cache.get_stale(&hash, SERVE_STALE_FOR);
+        // While the database is away, asking it on every request would make each one wait
+        // for the connection timeout; one request a second finds out when it is back.
+        if !self.outage.may_ask()
+            && let Some(key) = stale()
+        {
+            return Ok(Some(key));
+        }
+        let ticket = self.cache.ticket();
+        let row = match self.observe(self.backend.find_by_hash(&hash).await) {
+            Ok(row) => row,
+            Err(e) if e.is_unavailable() => return stale().map(Some).ok_or(e),
+            Err(e) => return Err(e),
+        };
+        let key = row.and_then(|(key, stored)| secret::hashes_equal(&stored, &hash).then_some(key));
         if let Some(key) = &key {
-            self.cache.put(hash, key.clone());
+            self.cache.put(hash, key.clone(), ticket);
         }
         Ok(key)
     }
 
     /// The keys `filter` selects, oldest first.
     pub async fn list(&self, filter: &KeyFilter) -> Result<Vec<ApiKey>, StoreError> {
-        // `?1 IS NULL` turns an absent filter into "any": one query, no string building.
-        let rows: Vec<KeyRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys",
-            " WHERE (?1 IS NULL OR tier = ?1) AND (?2 IS NULL OR (revoked_at IS NOT NULL) = ?2)",
-            " ORDER BY created_at, id"
-        ))
-        .bind(filter.tier.as_deref())
-        .bind(filter.revoked)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        self.observe(self.backend.list(filter).await)
     }
 
     /// One key by id.
     pub async fn get(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(from_row))
+        self.observe(self.backend.get(id).await)
     }
 
     /// The name of the key `id`, the bootstrap admin key included (for admin views of jobs).
@@ -329,62 +192,86 @@ impl KeyStore {
         id: &str,
         changes: &KeyChanges,
     ) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET name = COALESCE(?, name), tier = COALESCE(?, tier) WHERE id = ?",
-        )
-        .bind(changes.name.as_deref())
-        .bind(changes.tier.as_deref())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let key = self.observe(self.backend.update(id, changes).await)?;
         self.cache.forget(id);
-        self.get(id).await
+        Ok(key)
     }
 
     /// Revokes a key; `None` when no key has that id. Revoking twice keeps the first time.
     pub async fn revoke(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let key = self.observe(self.backend.revoke(id, now()).await)?;
         self.cache.forget(id);
-        self.get(id).await
+        Ok(key)
     }
 
     /// Whether an unrevoked admin key exists in the store.
     pub async fn has_active_admin(&self) -> Result<bool, StoreError> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
+        self.observe(self.backend.has_active_admin().await)
     }
 
-    /// A persistent setting.
+    /// A persistent setting; while the database is unreachable, the value last read.
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(v,)| v))
+        match self.observe(self.backend.setting(name).await) {
+            Ok(value) => {
+                self.remember_setting(name, value.clone());
+                Ok(value)
+            }
+            Err(e) if e.is_unavailable() => self
+                .settings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .cloned()
+                .ok_or(e),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sets a persistent setting.
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        self.observe(self.backend.set_setting(name, value).await)?;
+        self.remember_setting(name, Some(value.to_owned()));
         Ok(())
+    }
+
+    fn remember_setting(&self, name: &str, value: Option<String>) {
+        self.settings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), value);
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.observe(self.backend.ping().await)
+    }
+
+    /// The store's state for `/api/health`: `Ok(detail)` when the database answers.
+    pub async fn health(&self) -> Result<String, String> {
+        let kind = self.backend.kind();
+        let answered = match tokio::time::timeout(HEALTH_TIMEOUT, self.ping()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", HEALTH_TIMEOUT.as_secs())),
+        };
+        if let Err(why) = answered {
+            let (down, seen) = (
+                self.outage.down_for().unwrap_or_default(),
+                self.cache.stale_count(SERVE_STALE_FOR),
+            );
+            return Err(format!(
+                "{kind}: unreachable for {}s ({why}); serving the {seen} keys seen in the last {}s",
+                down.as_secs(),
+                SERVE_STALE_FOR.as_secs()
+            ));
+        }
+        Ok(match self.backend.propagation() {
+            Propagation::Polling => kind.to_owned(),
+            Propagation::Listening => format!("{kind}: hearing key changes of other gateways"),
+            Propagation::Lost(why) => format!(
+                "{kind}: not hearing key changes of other gateways ({why}); they apply here within {}s",
+                super::cache::FRESH_FOR.as_secs()
+            ),
+        })
     }
 }
 

@@ -64,7 +64,8 @@ pub struct Settings {
         default_value = "sqlite://seadragon.db"
     )]
     pub database_url: String,
-    /// Bootstrap admin key.
+    /// Bootstrap admin key: at least 24 characters, 12 of them different. Prefer the
+    /// environment variable: a flag's value shows in `ps` to every user of the machine.
     #[arg(long, env = "SEADRAGON_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
     /// Concurrent generations per worker (Ollama's OLLAMA_NUM_PARALLEL).
@@ -103,6 +104,9 @@ pub struct Settings {
 /// it is high enough for a worker in front of a load-balanced pool of Ollama servers, or an
 /// unlimited backend such as the benchmark's fake, where nothing should queue.
 pub const MAX_SLOTS: usize = 4096;
+
+/// Largest `SEADRAGON_MAX_BODY_BYTES`: a body is held in memory while its job waits.
+const MAX_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// Why the settings were refused at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -260,8 +264,14 @@ impl Config {
                 "use 1 to 100 letters, digits, '-', '_' or '.'",
             ));
         }
-        if self.max_body_bytes < 1024 {
-            return Err(invalid("SEADRAGON_MAX_BODY_BYTES", "must be at least 1024"));
+        if !(1024..=MAX_BODY_LIMIT).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "SEADRAGON_MAX_BODY_BYTES",
+                format!("must be between 1024 and {MAX_BODY_LIMIT}"),
+            ));
+        }
+        if let Some(key) = &self.admin_key {
+            check_admin_key(key)?;
         }
         tiers::validate(&self.tiers)?;
         if !(self.rescue_share > 0.0 && self.rescue_share <= 0.5) {
@@ -320,6 +330,30 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// Shortest bootstrap admin key, and fewest different characters in it.
+const ADMIN_KEY_MIN_LEN: usize = 24;
+const ADMIN_KEY_MIN_DISTINCT: usize = 12;
+
+/// Refuses a bootstrap admin key that is short, repetitive or not printable: it guards every
+/// key and the queue, and a guessable one gives all of it away. The message never repeats it.
+fn check_admin_key(key: &str) -> Result<(), ConfigError> {
+    let distinct = key.chars().collect::<std::collections::BTreeSet<_>>().len();
+    if key.chars().count() < ADMIN_KEY_MIN_LEN
+        || distinct < ADMIN_KEY_MIN_DISTINCT
+        || !key.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(invalid(
+            "SEADRAGON_ADMIN_KEY",
+            format!(
+                "too weak: use at least {ADMIN_KEY_MIN_LEN} printable characters without spaces, \
+                 {ADMIN_KEY_MIN_DISTINCT} of them different (e.g. the output of \
+                 `openssl rand -hex 24`), or leave it unset to have one created"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn seconds(name: &'static str, value: f64) -> Result<Duration, ConfigError> {

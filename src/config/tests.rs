@@ -62,3 +62,21 @@ fn bad_tier_tables_are_refused() {
         assert!(r.is_err(), "accepted {body:?}");
     }
 }
+
+#[test]
+fn a_weak_bootstrap_admin_key_is_refused_without_repeating_it() {
+    for weak in [
+        "short",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "abababababababababababab12",
+        "has space 0123456789abcdefgh",
+    ] {
+        let e = Config::from_settings(settings(&["--admin-key", weak])).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("SEADRAGON_ADMIN_KEY"), "{message}");
+        assert!(!message.contains(weak), "{message}");
+    }
+    let strong = "3f9a1c7e5b2d8f40a6c1e9b7d3f5a2c8";
+    let c = Config::from_settings(settings(&["--admin-key", strong])).unwrap();
+    assert_eq!(c.admin_key.as_deref(), Some(strong));
+}

@@ -31,6 +31,15 @@ pub struct TierConfig {
     /// `SEADRAGON_AGING_SECS`.
     #[serde(default)]
     pub starvation_secs: Option<f64>,
+    /// Ollama `options` the tier's keys may set; unset means the safe default list.
+    #[serde(default)]
+    pub allowed_options: Option<Vec<String>>,
+    /// Largest `options.num_ctx` (the model's context length bounds it too).
+    #[serde(default)]
+    pub max_num_ctx: Option<u64>,
+    /// Whether callers' `keep_alive` reaches Ollama (otherwise it is removed).
+    #[serde(default)]
+    pub allow_keep_alive: bool,
 }
 
 fn default_rpm() -> u32 {
@@ -59,6 +68,19 @@ impl TierConfig {
             max_queued: default_max_queued(),
             max_wait_secs: default_max_wait_secs(),
             starvation_secs: None,
+            allowed_options: None,
+            max_num_ctx: None,
+            allow_keep_alive: false,
+        }
+    }
+
+    /// What the tier's keys may ask of Ollama itself.
+    pub fn native_policy(&self) -> crate::native_policy::NativePolicy {
+        let default = crate::native_policy::NativePolicy::default();
+        crate::native_policy::NativePolicy {
+            allowed: self.allowed_options.clone().unwrap_or(default.allowed),
+            max_num_ctx: self.max_num_ctx.unwrap_or(default.max_num_ctx),
+            keep_alive: self.allow_keep_alive,
         }
     }
 
@@ -124,6 +146,9 @@ pub(super) fn validate(tiers: &[TierConfig]) -> Result<(), ConfigError> {
             return bad(format!(
                 "max_wait_secs must be between 1 and {MAX_WAIT_LIMIT_SECS}"
             ));
+        }
+        if tier.max_num_ctx == Some(0) {
+            return bad("max_num_ctx must be at least 1".to_owned());
         }
         if let Some(secs) = tier.starvation_secs
             && !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0)

@@ -56,6 +56,10 @@ struct Board {
     ends: VecDeque<Instant>,
 }
 
+/// A worker with nothing running that was not seen for this long is forgotten: worker names
+/// change with every restart, and metric labels and admin views must not grow without bound.
+const FORGET_IDLE_WORKER_SECS: u64 = 3600;
+
 /// Ends remembered for the throughput estimate.
 const ENDS_KEPT: usize = 1024;
 /// How far back the throughput estimate looks.
@@ -71,6 +75,12 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Drops the workers that run nothing and were last seen over an hour before `now`.
+fn forget_idle_workers(workers: &mut BTreeMap<String, WorkerSeen>, now: u64) {
+    workers
+        .retain(|_, w| w.running > 0 || now.saturating_sub(w.last_seen) < FORGET_IDLE_WORKER_SECS);
 }
 
 impl JobBoard {
@@ -95,6 +105,7 @@ impl JobBoard {
         seen.slots = slots;
         seen.last_seen = now;
         seen.running += 1;
+        forget_idle_workers(&mut board.workers, now);
         board.running.insert(
             job.id.clone(),
             RunningJob {
@@ -151,5 +162,35 @@ impl JobBoard {
     /// Workers seen, by name.
     pub fn workers(&self) -> Vec<WorkerSeen> {
         self.lock().workers.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(name: &str, running: usize, last_seen: u64) -> (String, WorkerSeen) {
+        let seen = WorkerSeen {
+            name: name.into(),
+            slots: 1,
+            running,
+            last_seen,
+        };
+        (name.into(), seen)
+    }
+
+    #[test]
+    fn idle_workers_unseen_for_an_hour_are_forgotten_busy_ones_kept() {
+        let now = 10_000;
+        let mut workers: BTreeMap<String, WorkerSeen> = [
+            worker("recent", 0, now - 60),
+            worker("gone", 0, now - FORGET_IDLE_WORKER_SECS),
+            worker("busy", 1, now - 2 * FORGET_IDLE_WORKER_SECS),
+        ]
+        .into_iter()
+        .collect();
+        forget_idle_workers(&mut workers, now);
+        let names: Vec<&str> = workers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["busy", "recent"]);
     }
 }

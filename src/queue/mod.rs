@@ -136,6 +136,15 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
 
     /// Tells the gateways what this worker offers.
     async fn announce(&self, _announcement: &WorkerAnnouncement) {}
+
+    /// Whether this worker can take jobs now (its broker session, for a distributed backend).
+    fn health(&self) -> BackendHealth {
+        BackendHealth {
+            backend: "embedded",
+            ok: true,
+            detail: "in process".to_owned(),
+        }
+    }
 }
 
 /// What a worker offers: its name and slots, its Ollama's models and whether that Ollama answers.

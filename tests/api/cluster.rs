@@ -1,5 +1,5 @@
 //! A RabbitMQ namespace for one test, and a cluster of real `seadragon` gateway and worker
-//! processes in it, sharing one key store.
+//! processes in it, sharing one key store (a SQLite file, or a PostgreSQL database).
 
 use std::time::Duration;
 
@@ -76,13 +76,21 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
     let connection =
         lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    for queue in ["jobs", "dead"] {
-        let name = format!("{prefix}.{queue}");
+    // One job queue per model: the contract's and the fake Ollama's (deleting one that was
+    // never declared is no error).
+    for model in [
+        "m",
+        "llama3.2:latest",
+        "qwen3:8b",
+        "llava:7b",
+        "all-minilm:latest",
+    ] {
+        let jobs = format!("{prefix}.jobs.v2.{model}");
         channel
-            .queue_delete(name.into(), QueueDeleteOptions::default())
+            .queue_delete(jobs.into(), QueueDeleteOptions::default())
             .await?;
     }
-    for exchange in ["dead", "gateways", "workers"] {
+    for exchange in ["gateways", "workers"] {
         let name = format!("{prefix}.{exchange}");
         channel
             .exchange_delete(name.into(), ExchangeDeleteOptions::default())
@@ -94,7 +102,9 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
 /// A broker namespace, a key store the gateways share, and an HTTP client.
 pub struct Cluster {
     namespace: Namespace,
-    dir: tempfile::TempDir,
+    /// `SEADRAGON_DATABASE_URL` of every process.
+    database_url: String,
+    _dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
 
@@ -106,10 +116,20 @@ impl Cluster {
 
     /// A cluster on the broker at `amqp_url`.
     pub fn on(amqp_url: String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         Self {
             namespace: Namespace::new(amqp_url),
-            dir: tempfile::tempdir().unwrap(),
+            database_url: format!("sqlite://{}", dir.path().join("keys.db").display()),
+            _dir: dir,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A cluster on the shared test broker whose processes keep their keys at `database_url`.
+    pub fn with_database(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            ..Self::new()
         }
     }
 
@@ -117,10 +137,7 @@ impl Cluster {
         vec![
             ("SEADRAGON_AMQP_URL", self.namespace.url.clone()),
             ("SEADRAGON_AMQP_PREFIX", self.namespace.prefix.clone()),
-            (
-                "SEADRAGON_DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("keys.db").display()),
-            ),
+            ("SEADRAGON_DATABASE_URL", self.database_url.clone()),
             ("SEADRAGON_OLLAMA_URL", ollama.to_owned()),
             ("SEADRAGON_ADMIN_KEY", ADMIN_KEY.to_owned()),
             ("SEADRAGON_AGING_SECS", starvation_secs.to_owned()),
@@ -173,6 +190,11 @@ impl Cluster {
     /// Waits until the gateway's `/api/health` satisfies `ok`.
     pub async fn wait(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
         self.poll(gateway, "/api/health", what, ok).await;
+    }
+
+    /// Waits until the gateway's admin model list satisfies `ok`.
+    pub async fn wait_models(&self, gateway: &Process, what: &str, ok: impl Fn(&Value) -> bool) {
+        self.poll(gateway, "/admin/models", what, ok).await;
     }
 
     /// Waits until the gateway's admin queue view satisfies `ok`, and returns that view.

@@ -292,3 +292,61 @@ async fn a_job_whose_client_left_while_queued_never_reaches_ollama() {
     assert_eq!(fake.started(), ["#hold", "after"]);
     assert_eq!(fake.chat_requests().len(), 2);
 }
+
+#[tokio::test]
+async fn jobs_go_only_to_workers_whose_ollama_has_their_model() {
+    use crate::fake_ollama::FakeModel;
+    let c = Cluster::new();
+    let only = |name: &str| FakeConfig {
+        models: vec![FakeModel::new(name, &["completion", "tools"])],
+        ..FakeConfig::default()
+    };
+    let (llama, qwen) = (
+        FakeOllama::start(only("llama3.2:latest")).await,
+        FakeOllama::start(only("qwen3:8b")).await,
+    );
+    let _wl = c.worker(&llama).await;
+    let _wq = c.worker(&qwen).await;
+    let g = c.gateway("3600").await;
+    c.wait_models(&g, "both workers' models", |m: &Value| {
+        let listed = m.to_string();
+        listed.contains("qwen3:8b") && listed.contains("llama3.2:latest")
+    })
+    .await;
+    let key = c.key(&g, "pro").await;
+    let mut handles = Vec::new();
+    for i in 0..6 {
+        for model in ["llama3.2", "qwen3:8b"] {
+            let body = json!({"model": model, "messages": [{"role": "user", "content": format!("{model} {i}")}]});
+            let (http, url, key) = (
+                c.http.clone(),
+                format!("{}/v1/chat/completions", g.base),
+                key.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                let response = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }));
+        }
+    }
+    all_ok(handles).await;
+    // Each Ollama saw its own model's jobs only: none got a job for a model it lacks.
+    assert!(
+        llama.started().iter().all(|p| p.starts_with("llama3.2 ")),
+        "{:?}",
+        llama.started()
+    );
+    assert!(
+        qwen.started().iter().all(|p| p.starts_with("qwen3:8b ")),
+        "{:?}",
+        qwen.started()
+    );
+    assert_eq!((llama.started().len(), qwen.started().len()), (6, 6));
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::fake_ollama::{FakeConfig, FakeOllama};
 
 /// The bootstrap admin key every test app accepts.
-pub const ADMIN_KEY: &str = "test-admin-secret";
+pub const ADMIN_KEY: &str = "sk-sd-test-admin-secret-4f9c2b7e1a";
 
 /// Knobs a test may turn before the app starts.
 pub struct Options {
@@ -127,6 +127,9 @@ pub fn tier(name: &str, priority: u8) -> TierConfig {
         max_queued: 1000,
         max_wait_secs: 600,
         starvation_secs: None,
+        allowed_options: None,
+        max_num_ctx: None,
+        allow_keep_alive: false,
     }
 }
 

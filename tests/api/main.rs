@@ -35,11 +35,15 @@ mod metrics;
 mod openapi;
 mod overload;
 mod path_keys;
+#[path = "../support/postgres.rs"]
+mod postgres;
 mod process;
+mod properties;
 mod python_clients;
 mod queue_contract;
 mod scheduling;
 mod scheduling_bounds;
 mod sdk;
+mod shared_store;
 mod shutdown;
 mod tools_and_reasoning;

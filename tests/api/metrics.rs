@@ -67,3 +67,39 @@ async fn metrics_count_requests_refusals_tokens_and_latencies_per_tier() {
     assert!(text.contains("seadragon_worker_slots{worker="), "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[tokio::test]
+async fn a_metrics_key_reads_metrics_and_nothing_else() {
+    let app = crate::helpers::spawn_app().await;
+    let response = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(serde_json::json!({"name": "prometheus", "tier": "free", "role": "metrics"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(created["role"], "metrics");
+    let scraper = created["key"].as_str().unwrap().to_owned();
+    let get = |path: &str, key: &str| {
+        app.http
+            .get(app.url(path))
+            .bearer_auth(key.to_owned())
+            .send()
+    };
+    let metrics = get("/metrics", &scraper).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("# EOF"));
+    // Neither the admin API nor the OpenAI routes.
+    assert_eq!(get("/admin/keys", &scraper).await.unwrap().status(), 403);
+    let chat = app
+        .post_chat(&scraper, &chat("llama3.2", "hi", false))
+        .await;
+    let error = crate::helpers::openai_error(chat, 403).await;
+    assert_eq!(error["code"], "insufficient_permissions");
+    // And a user key still cannot read the metrics.
+    let user = app.key("pro").await;
+    assert_eq!(get("/metrics", &user).await.unwrap().status(), 403);
+    assert_eq!(get("/metrics", ADMIN_KEY).await.unwrap().status(), 200);
+}

@@ -11,6 +11,7 @@ use seadragon::queue::embedded::EmbeddedQueue;
 use seadragon::queue::rabbitmq::{RabbitGateway, RabbitWorker};
 use seadragon::queue::{
     Assignment, Job, JobEvent, JobQueue, QueueError, QueuePolicy, TierRule, WorkQueue,
+    WorkerAnnouncement,
 };
 
 use crate::cluster::{Namespace, amqp_url, rabbit_config};
@@ -88,6 +89,15 @@ pub async fn pair_with(backend: Backend, policy: QueuePolicy) -> Pair {
             let worker = Arc::new(RabbitWorker::start(rabbit_config(prefix, "wk"), 1));
             wait_connected("gateway", || gateway.status().connected).await;
             wait_connected("worker", || worker.status().connected).await;
+            // Workers take the jobs of the models their Ollama has: here the contract's "m".
+            worker
+                .announce(&WorkerAnnouncement {
+                    worker: "wk".into(),
+                    slots: 1,
+                    models: vec![serde_json::json!({"name": "m"})],
+                    ollama_ok: true,
+                })
+                .await;
             Pair {
                 jobs: Arc::clone(&gateway) as Arc<dyn JobQueue>,
                 work: Arc::clone(&worker) as Arc<dyn WorkQueue>,

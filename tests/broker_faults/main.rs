@@ -99,6 +99,39 @@ async fn outages() {
     .await;
     chats_resume(&c, &gateway.base, &key, "the broker restart").await;
 
+    // Jobs queued across a restart: persistent messages on a durable queue, so once the broker
+    // is back each runs and answers, exactly once.
+    let before = fake.started().len();
+    let blocker = c.send(&gateway, &key, "#hold");
+    fake.wait_started(before + 1).await;
+    let queued = [
+        c.send(&gateway, &key, "kept-1"),
+        c.send(&gateway, &key, "kept-2"),
+    ];
+    c.wait_queued(&gateway, 2).await;
+    broker.stop().await;
+    broker.start_again().await;
+    for job in queued {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(60), job)
+            .await
+            .expect("a job queued across the restart hung")
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) = blocker.await.unwrap();
+    assert_eq!(
+        status, 503,
+        "the answer running across the restart ends with an error"
+    );
+    let started = fake.started();
+    for kept in ["kept-1", "kept-2"] {
+        assert_eq!(
+            started.iter().filter(|p| *p == kept).count(),
+            1,
+            "{started:?}"
+        );
+    }
+
     // Memory alarm: publishing is blocked; requests are refused, none hangs.
     broker
         .ctl(&["set_vm_memory_high_watermark", "0.000001"])

@@ -74,6 +74,8 @@ pub enum RoleName {
     User,
     /// The OpenAI routes and the admin API.
     Admin,
+    /// `/metrics` only (a Prometheus scraper).
+    Metrics,
 }
 
 impl From<Role> for RoleName {
@@ -81,6 +83,7 @@ impl From<Role> for RoleName {
         match role {
             Role::User => Self::User,
             Role::Admin => Self::Admin,
+            Role::Metrics => Self::Metrics,
         }
     }
 }
@@ -202,6 +205,7 @@ pub async fn create(
     }
     let role = match body.role {
         Some(RoleName::Admin) => Role::Admin,
+        Some(RoleName::Metrics) => Role::Metrics,
         Some(RoleName::User) | None => Role::User,
     };
     let (key, secret) = state

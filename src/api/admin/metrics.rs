@@ -1,11 +1,12 @@
-//! `GET /metrics`: Prometheus metrics in the OpenMetrics text format, for an admin key (a
-//! Prometheus scrape job sends it with `authorization: {credentials: ...}`).
+//! `GET /metrics`: Prometheus metrics in the OpenMetrics text format, for an admin key or a key
+//! of role `metrics`, so a scraper needs no admin rights (a Prometheus scrape job sends it with
+//! `authorization: {credentials: ...}`).
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
-use crate::api::auth::AdminCaller;
+use crate::api::auth::MetricsCaller;
 use crate::api::openapi::responses::AdminAuth;
 use crate::api::state::AppState;
 
@@ -27,7 +28,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
         AdminAuth,
     ),
 )]
-pub async fn show(_admin: AdminCaller, State(state): State<AppState>) -> impl IntoResponse {
+pub async fn show(_caller: MetricsCaller, State(state): State<AppState>) -> impl IntoResponse {
     let text = state.stats.metrics().render(
         &state.queue.snapshot(),
         &state.queue.scheduling(),

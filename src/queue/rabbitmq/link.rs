@@ -43,19 +43,19 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// Connects as `role` (`gateway` or `worker`, for the broker's connection names),
-    /// declares the shared topology and `own_queue`.
+    /// Connects as `role` (`gateway` or `worker`, for the broker's connection names) to the
+    /// broker URL of connection attempt `attempt`, declares the shared topology and
+    /// `own_queue`.
     pub async fn open(
         config: &RabbitConfig,
         names: &Names,
-        role: &str,
+        (role, attempt): (&str, u32),
         own_queue: &str,
     ) -> Result<(Self, LinkEvents), lapin::Error> {
         let instance = &config.instance;
-        let publish =
-            broker::connect(&config.url, &format!("seadragon {role} {instance} publish")).await?;
-        let consume =
-            broker::connect(&config.url, &format!("seadragon {role} {instance} consume")).await?;
+        let url = config.url_for(attempt);
+        let publish = broker::connect(url, &format!("seadragon {role} {instance} publish")).await?;
+        let consume = broker::connect(url, &format!("seadragon {role} {instance} consume")).await?;
         let channel = broker::confirm_channel(&publish).await?;
         broker::declare_shared(&channel, names).await?;
         broker::declare_owned(&channel, own_queue).await?;

@@ -28,7 +28,8 @@ pub use worker::RabbitWorker;
 /// Where the broker is and how this process names itself there.
 #[derive(Debug, Clone)]
 pub struct RabbitConfig {
-    /// `amqp://user:pass@host:port/vhost`.
+    /// `amqp://user:pass@host:port/vhost`, or several such URLs separated by commas (the nodes
+    /// of a cluster): each reconnect tries the next.
     pub url: String,
     /// Prefix of every queue and exchange name.
     pub prefix: String,
@@ -37,6 +38,33 @@ pub struct RabbitConfig {
 }
 
 impl RabbitConfig {
+    /// `text` with every password of the broker URLs replaced, for logs and health reports.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for url in self.url.split(',') {
+            if let Ok(parsed) = reqwest::Url::parse(url.trim())
+                && let Some(password) = parsed.password().filter(|p| !p.is_empty())
+            {
+                text = text.replace(password, "***");
+            }
+        }
+        text
+    }
+
+    /// The broker URL to use for connection attempt `attempt`, rotating through the list.
+    pub fn url_for(&self, attempt: u32) -> &str {
+        let urls: Vec<&str> = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        match urls.len() {
+            0 => self.url.as_str(),
+            n => urls[usize::try_from(attempt).unwrap_or(0) % n],
+        }
+    }
+
     /// Names under `prefix` and a fresh random instance name.
     pub fn new(url: &str, prefix: &str) -> Self {
         Self {
@@ -59,4 +87,41 @@ pub struct BrokerStatus {
     /// Shutting down: no new jobs.
     #[serde(skip)]
     pub closing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_rotate_through_a_list_of_broker_urls() {
+        let config = RabbitConfig::new("amqp://a/%2f, amqp://b/%2f,,amqp://c/%2f", "p");
+        let tried: Vec<&str> = (0..4).map(|n| config.url_for(n)).collect();
+        assert_eq!(
+            tried,
+            [
+                "amqp://a/%2f",
+                "amqp://b/%2f",
+                "amqp://c/%2f",
+                "amqp://a/%2f"
+            ]
+        );
+        let one = RabbitConfig::new("amqp://only/%2f", "p");
+        assert_eq!(one.url_for(7), "amqp://only/%2f");
+    }
+
+    #[test]
+    fn broker_passwords_never_reach_an_error_text() {
+        let config = RabbitConfig::new(
+            "amqp://sd:s3cret-pw@a:5672/%2f,amqp://sd:other-pw@b/%2f",
+            "p",
+        );
+        let said = "cannot connect to amqp://sd:s3cret-pw@a:5672/%2f (other-pw)";
+        let redacted = config.redact(said);
+        assert!(
+            !redacted.contains("s3cret-pw") && !redacted.contains("other-pw"),
+            "{redacted}"
+        );
+        assert_eq!(config.redact("plain error"), "plain error");
+    }
 }

@@ -57,11 +57,17 @@ pub enum Control {
     Grant {
         /// The job.
         job_id: String,
+        /// The copy whose claim this answers: one worker may hold two copies of a job.
+        #[serde(default)]
+        copy: u8,
     },
     /// Do not run it (client gone, expired, another copy won).
     Deny {
         /// The job.
         job_id: String,
+        /// The copy whose claim this answers.
+        #[serde(default)]
+        copy: u8,
     },
     /// Stop running it: the client went away.
     Cancel {
@@ -74,7 +80,9 @@ impl Control {
     /// The job the order is about.
     pub fn job_id(&self) -> &str {
         match self {
-            Self::Grant { job_id } | Self::Deny { job_id } | Self::Cancel { job_id } => job_id,
+            Self::Grant { job_id, .. } | Self::Deny { job_id, .. } | Self::Cancel { job_id } => {
+                job_id
+            }
         }
     }
 }
@@ -122,7 +130,10 @@ mod tests {
             serde_json::from_str::<Reply>(old).unwrap(),
             Reply::Claim { slots: 0, .. }
         ));
-        let grant = Control::Grant { job_id: "j".into() };
+        let grant = Control::Grant {
+            job_id: "j".into(),
+            copy: 1,
+        };
         let json = serde_json::to_string(&grant).unwrap();
         assert_eq!(serde_json::from_str::<Control>(&json).unwrap(), grant);
         assert_eq!(grant.job_id(), "j");

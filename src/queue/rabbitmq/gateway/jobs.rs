@@ -79,15 +79,36 @@ impl Inner {
         let payload =
             serde_json::to_vec(&message).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let ttl = remaining;
+        // Persistent, so a broker restart keeps queued jobs; mandatory, so a job queue that
+        // is not there (its node down) is a refusal instead of a silent drop.
         let properties = broker::json_properties(&job.id)
             .with_message_id(job.id.as_str().into())
             .with_reply_to(self.reply_queue.as_str().into())
             .with_priority(level)
+            .with_delivery_mode(2)
             .with_expiration(ttl.as_millis().max(1).to_string().into());
-        broker::publish(&channel, &self.names.jobs(), &payload, properties, false)
-            .await
-            .map(|_| ())
-            .map_err(|e| QueueError::Unavailable(e.to_string()))
+        let queue = self.names.jobs(&job.model);
+        let declared = self
+            .declared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&queue);
+        if !declared {
+            broker::declare_jobs(&channel, &queue)
+                .await
+                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            self.declared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(queue.clone());
+        }
+        match broker::publish(&channel, &queue, &payload, properties, true).await {
+            Ok(broker::Published::Routed) => Ok(()),
+            Ok(broker::Published::Returned) => Err(QueueError::Unavailable(
+                "the job queue is not available on the broker".to_owned(),
+            )),
+            Err(e) => Err(QueueError::Unavailable(e.to_string())),
+        }
     }
 
     /// Removes a job and tells its client why.

@@ -14,7 +14,7 @@ mod peers;
 mod rescue;
 mod session;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ struct Inner {
     ledger: Mutex<DispatchLedger>,
     board: Arc<JobBoard>,
     channel: watch::Sender<Option<Channel>>,
+    /// Job queues declared in this broker session (one per model).
+    declared: Mutex<HashSet<String>>,
     status: Mutex<BrokerStatus>,
     /// Orders the session loop publishes.
     outbox: mpsc::UnboundedSender<Outgoing>,
@@ -123,6 +125,7 @@ impl RabbitGateway {
             policy,
             board: Arc::default(),
             channel: watch::Sender::new(None),
+            declared: Mutex::default(),
             status: Mutex::default(),
             outbox,
             peers: peers::Peers::default(),

@@ -22,6 +22,8 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
         match session(&inner, &mut outbox, &mut attempt).await {
             Ok(()) => return,
             Err(e) => {
+                // A client library's error may quote the URL, password and all.
+                let e = inner.config.redact(&e);
                 inner.channel.send_replace(None);
                 inner.session_lost();
                 link::disconnected(&inner.status, &e);
@@ -43,9 +45,14 @@ async fn session(
 ) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
     let instance = &inner.config.instance;
-    let (link, mut events) = Link::open(&inner.config, &inner.names, "gateway", &inner.reply_queue)
-        .await
-        .map_err(e)?;
+    let (link, mut events) = Link::open(
+        &inner.config,
+        &inner.names,
+        ("gateway", *attempt),
+        &inner.reply_queue,
+    )
+    .await
+    .map_err(e)?;
     let (channel, consume) = (link.channel.clone(), &link.consume);
     // Without acknowledgements: an ack per claim and per event batch cost the broker and the
     // gateway about as much as the messages themselves. What this gives up is redelivery after
@@ -69,7 +76,18 @@ async fn session(
     )
     .await
     .map_err(e)?;
+    // A new session may be on a broker that lost its queues: declare each again before use.
+    inner
+        .declared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
     inner.channel.send_replace(Some(channel.clone()));
+    // Orders to workers go out from a task of their own, in the order they were decided, so
+    // the reply consumer never waits on the broker: a slow or blocked publish used to hold
+    // back every claim behind it. The task ends with the session (its sender dropped).
+    let (orders, pending) = mpsc::unbounded_channel();
+    tokio::spawn(send_orders(channel.clone(), pending));
     link::connected(&inner.status);
     *attempt = 0;
     tracing::info!(queue = %inner.reply_queue, "connected to the broker");
@@ -80,7 +98,7 @@ async fn session(
         tokio::select! {
             _ = share.tick() => {
                 let state = PeerMessage::State(inner.shared_state());
-                tell_peers(inner, &channel, &state).await;
+                tokio::spawn(tell_peers(Arc::clone(inner), channel.clone(), state));
             }
             message = peer_messages.next() => {
                 let message = message.ok_or("the broker cancelled the peer consumer")?.map_err(e)?;
@@ -100,13 +118,14 @@ async fn session(
                 let controls = inner.granted_controls();
                 if !controls.is_empty() {
                     for control in broker::queues_without_consumers(consume, &mut probe, controls).await.map_err(e)? {
-                        inner.worker_gone(&control).await;
+                        let inner = Arc::clone(inner);
+                        tokio::spawn(async move { inner.worker_gone(&control).await });
                     }
                 }
             }
             delivery = consumer.next() => {
                 let delivery = delivery.ok_or("the broker cancelled the reply consumer")?.map_err(e)?;
-                handle_reply(inner, &channel, &delivery.data).await;
+                handle_reply(inner, &orders, &delivery.data);
             }
             announcement = announcements.next() => {
                 let announcement = announcement.ok_or("the broker cancelled the announcement consumer")?.map_err(e)?;
@@ -121,11 +140,11 @@ async fn session(
             event = events.event(&inner.status) => event?,
             Some(order) = outbox.recv() => match order {
                 Outgoing::Cancel { control, job_id } => {
-                    send_control(&channel, &control, &Control::Cancel { job_id }).await;
+                    let _ = orders.send((control, Control::Cancel { job_id }));
                 }
                 Outgoing::ClearPeers { tier } => {
                     let clear = PeerMessage::Clear { gateway: instance.clone(), tier };
-                    tell_peers(inner, &channel, &clear).await;
+                    tokio::spawn(tell_peers(Arc::clone(inner), channel.clone(), clear));
                 }
             },
             () = inner.shutdown.cancelled() => {
@@ -161,7 +180,10 @@ impl Inner {
     }
 }
 
-async fn handle_reply(inner: &Arc<Inner>, channel: &Channel, data: &[u8]) {
+/// An order for a worker's control queue.
+type Order = (String, Control);
+
+fn handle_reply(inner: &Arc<Inner>, orders: &mpsc::UnboundedSender<Order>, data: &[u8]) {
     match serde_json::from_slice::<Reply>(data) {
         Ok(Reply::Claim {
             job_id,
@@ -173,24 +195,31 @@ async fn handle_reply(inner: &Arc<Inner>, channel: &Channel, data: &[u8]) {
         }) => {
             let order = if inner.decide(&job_id, copy, redelivered, &control) {
                 inner.forward(&job_id, vec![JobEvent::Started { worker, slots }]);
-                Control::Grant { job_id }
+                Control::Grant { job_id, copy }
             } else {
-                Control::Deny { job_id }
+                Control::Deny { job_id, copy }
             };
-            send_control(channel, &control, &order).await;
+            let _ = orders.send((control, order));
         }
         Ok(Reply::Events { job_id, events }) => inner.forward(&job_id, events),
         Err(err) => tracing::warn!(error = %err, "unreadable message on the reply queue; dropped"),
     }
 }
 
-async fn tell_peers(inner: &Inner, channel: &Channel, message: &PeerMessage) {
-    let Ok(payload) = serde_json::to_vec(message) else {
+/// Publishes orders one after the other until the session ends.
+async fn send_orders(channel: Channel, mut pending: mpsc::UnboundedReceiver<Order>) {
+    while let Some((control, order)) = pending.recv().await {
+        send_control(&channel, &control, &order).await;
+    }
+}
+
+async fn tell_peers(inner: Arc<Inner>, channel: Channel, message: PeerMessage) {
+    let Ok(payload) = serde_json::to_vec(&message) else {
         return;
     };
     let properties = broker::json_properties(&inner.config.instance).with_expiration("5000".into());
     if let Err(err) =
-        broker::publish_to_exchange(channel, &inner.names.gateways(), &payload, properties).await
+        broker::publish_to_exchange(&channel, &inner.names.gateways(), &payload, properties).await
     {
         tracing::debug!(error = %err, "could not share state with the other gateways");
     }
