@@ -5,10 +5,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::params::invalid;
 use super::state::AppState;
 use crate::auth::ApiKey;
+use crate::config::TierConfig;
 use crate::limits::InFlight;
 use crate::openai::ServiceTier;
 use crate::queue::schedule::base_level;
@@ -43,14 +46,14 @@ pub async fn submit(
         ApiError::TooManyConcurrent(tier.max_concurrent)
     })?;
     let model = state.catalog.resolve(requested).await?;
+    let body = body(&model).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = native_policy(state, tier, &model, body).await?;
     let job = Job {
         id: crate::ids::job_id(),
         tier: tier.name.clone(),
         base_level: base_level(tier.priority, service_tier),
         key_id: key.id.clone(),
-        body: body(&model)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .into(),
+        body: body.into(),
         model,
         max_wait: tier.max_wait(),
         enqueued_at_ms: unix_ms(),
@@ -73,6 +76,40 @@ pub async fn submit(
         in_flight,
         tier: tier.name.clone(),
     })
+}
+
+/// Applies the tier's policy on Ollama's own settings to the native body of any API: a
+/// refused option is a 400 naming it, a caller's `keep_alive` is removed unless allowed.
+async fn native_policy(
+    state: &AppState,
+    tier: &TierConfig,
+    model: &str,
+    body: Box<RawValue>,
+) -> Result<Box<RawValue>, ApiError> {
+    // Most bodies set neither: they pass without being parsed again (images can be large).
+    let text = body.get();
+    if !text.contains("\"options\"") && !text.contains("\"keep_alive\"") {
+        return Ok(body);
+    }
+    let mut native: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let wants_context = native
+        .get("options")
+        .and_then(|o| o.get("num_ctx"))
+        .is_some();
+    let context_length = if wants_context {
+        state
+            .catalog
+            .show(model)
+            .await
+            .and_then(|show| show.context_length())
+    } else {
+        None
+    };
+    tier.native_policy()
+        .apply(&mut native, context_length)
+        .map_err(|refused| invalid(Some(&refused.param), refused.message))?;
+    serde_json::value::to_raw_value(&native).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch.

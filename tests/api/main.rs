@@ -32,6 +32,7 @@ mod ide_responses;
 mod keys;
 mod load;
 mod metrics;
+mod native_policy;
 mod openapi;
 mod overload;
 mod path_keys;
