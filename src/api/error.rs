@@ -228,7 +228,11 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound(model) => Self::ModelNotFound(model),
-            CatalogError::Ollama(e) => Self::Unavailable(format!("Ollama is not available: {e}")),
+            CatalogError::Ollama(e) => {
+                // The error names Ollama's address: it goes to the log, not to the client.
+                tracing::warn!(error = %e, "Ollama did not answer a model lookup");
+                Self::Unavailable("Ollama is unreachable; retry shortly".to_owned())
+            }
             CatalogError::Store(e) => e.into(),
             CatalogError::NoWorkers => Self::Unavailable(format!("{e}; retry shortly")),
         }

@@ -169,9 +169,15 @@ async fn relay_stream(
 
 /// The status a client should see for an Ollama failure: client errors and "busy" keep their
 /// status, other server errors become 502 (the gateway is fine, its upstream is not).
+///
+/// What a client reads names no internal address (an unreachable Ollama's URL, or one quoted
+/// in a transport error): the detail goes to the log.
 fn failure(error: OllamaError) -> JobFailure {
     match error {
-        OllamaError::Unreachable { .. } => JobFailure::new(503, error.to_string()),
+        OllamaError::Unreachable { .. } => {
+            tracing::warn!(error = %error, "Ollama is unreachable");
+            JobFailure::new(503, "Ollama is unreachable; retry shortly")
+        }
         OllamaError::Status { status, message } => {
             let status = match status {
                 400..=499 | 503 => status,
@@ -179,6 +185,12 @@ fn failure(error: OllamaError) -> JobFailure {
             };
             JobFailure::new(status, message)
         }
-        OllamaError::Protocol(message) => JobFailure::new(502, message),
+        OllamaError::Protocol(message) => {
+            tracing::warn!(error = %message, "Ollama's answer could not be read");
+            JobFailure::new(
+                502,
+                "Ollama's answer broke off or could not be read; retry the request",
+            )
+        }
     }
 }

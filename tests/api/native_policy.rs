@@ -8,7 +8,7 @@ use seadragon::config::TierConfig;
 
 use crate::helpers::{Options, openai_error, spawn_app, spawn_with, tier};
 
-fn chat_with(extra: Value) -> Value {
+fn chat_with(extra: &Value) -> Value {
     let mut body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
@@ -29,7 +29,7 @@ async fn gpu_settings_and_a_huge_context_are_refused_naming_the_parameter() {
         (json!({"num_ctx": 131_072}), "options.num_ctx"),
     ] {
         let response = app
-            .post_chat(&key, &chat_with(json!({"options": options})))
+            .post_chat(&key, &chat_with(&json!({"options": options})))
             .await;
         let error = openai_error(response, 400).await;
         assert_eq!(error["param"], param, "{error}");
@@ -43,7 +43,7 @@ async fn sampling_options_pass_and_keep_alive_is_dropped() {
     let app = spawn_app().await;
     let key = app.key("free").await;
     let body =
-        chat_with(json!({"options": {"temperature": 0.3, "num_ctx": 4096}, "keep_alive": 0}));
+        chat_with(&json!({"options": {"temperature": 0.3, "num_ctx": 4096}, "keep_alive": 0}));
     assert_eq!(app.post_chat(&key, &body).await.status(), 200);
     let seen = app.ollama.chat_requests();
     assert_eq!(seen[0]["options"]["temperature"], 0.3);
@@ -64,14 +64,14 @@ async fn a_tier_may_widen_the_policy() {
     })
     .await;
     let key = app.key("ops").await;
-    let body = chat_with(json!({"options": {"num_gpu": 1}, "keep_alive": "-1"}));
+    let body = chat_with(&json!({"options": {"num_gpu": 1}, "keep_alive": "-1"}));
     assert_eq!(app.post_chat(&key, &body).await.status(), 200);
     let seen = app.ollama.chat_requests();
     assert_eq!(seen[0]["options"]["num_gpu"], 1);
     assert_eq!(seen[0]["keep_alive"], "-1");
     // Options off its list are still refused.
     let refused = app
-        .post_chat(&key, &chat_with(json!({"options": {"temperature": 1}})))
+        .post_chat(&key, &chat_with(&json!({"options": {"temperature": 1}})))
         .await;
     assert_eq!(
         openai_error(refused, 400).await["param"],
