@@ -124,9 +124,12 @@ pub async fn show(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
             &message,
         )),
-        Some(Err(e)) => Err(ApiError::Unavailable(format!(
-            "Ollama is not available: {e}"
-        ))),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "Ollama did not answer /api/show");
+            Err(ApiError::Unavailable(
+                "Ollama is unreachable; retry shortly".to_owned(),
+            ))
+        }
         // Behind a broker only the workers' model lists are known.
         None => {
             let models = state.catalog.models().await?;

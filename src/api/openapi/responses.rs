@@ -96,10 +96,7 @@ fn examples() -> Vec<(&'static str, ApiError)> {
         ),
         (
             "Ollama is down",
-            ApiError::Unavailable(
-                "Ollama is not available: Ollama at http://127.0.0.1:11434/ is unreachable"
-                    .to_owned(),
-            ),
+            ApiError::Unavailable("Ollama is unreachable; retry shortly".to_owned()),
         ),
         (
             "the queue was cleared",
