@@ -12,6 +12,8 @@ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/lib/rabbitmq/bin/rabbitm
     missing+=(rabbitmq-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The official Python clients (openai, ollama) run in a virtualenv the suite creates.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 ||
     missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then

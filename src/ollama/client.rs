@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use futures_util::stream::BoxStream;
 use reqwest::Url;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::wire::{ChatChunk, EmbedResponse, ErrorBody, ShowResponse, TagsResponse};
+use super::ndjson::ChatStream;
+use super::wire::{EmbedResponse, ErrorBody, ShowResponse, TagsResponse};
 
 /// Limits how long a call that should be instant (tags, version, show) may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -161,13 +161,9 @@ impl OllamaClient {
             .await
             .map_err(|e| self.unreachable(&e))?;
         let response = error_for_status(response).await?;
-        Ok(ChatStream {
-            // Only the body is kept: the response head pins hyper's first read buffer, which
-            // would then stay allocated beside the one the body is read into, per stream.
-            body: response.bytes_stream().boxed(),
-            buffer: Vec::new(),
-            ended: false,
-        })
+        // Only the body is kept: the response head pins hyper's first read buffer, which
+        // would then stay allocated beside the one the body is read into, per stream.
+        Ok(ChatStream::new(response.bytes_stream().boxed()))
     }
 }
 
@@ -196,59 +192,4 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| OllamaError::Protocol(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| OllamaError::Protocol(e.to_string()))
-}
-
-/// The NDJSON objects of one `/api/chat` or `/api/generate` answer, split on newlines across
-/// network chunks.
-pub struct ChatStream {
-    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-    ended: bool,
-}
-
-impl ChatStream {
-    /// The next object; `None` at the end of the body.
-    pub async fn next(&mut self) -> Option<Result<ChatChunk, OllamaError>> {
-        loop {
-            if let Some(newline) = self.buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=newline).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                return Some(parse(&line));
-            }
-            if self.ended {
-                if self.buffer.iter().all(u8::is_ascii_whitespace) {
-                    return None;
-                }
-                let rest = std::mem::take(&mut self.buffer);
-                return Some(parse(&rest));
-            }
-            match self.body.next().await.transpose() {
-                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
-                Ok(None) => self.ended = true,
-                Err(e) => {
-                    self.ended = true;
-                    self.buffer.clear();
-                    return Some(Err(OllamaError::Protocol(format!(
-                        "the connection to Ollama broke mid-answer: {e}"
-                    ))));
-                }
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for ChatStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatStream")
-            .field("buffered", &self.buffer.len())
-            .field("ended", &self.ended)
-            .finish_non_exhaustive()
-    }
-}
-
-fn parse(line: &[u8]) -> Result<ChatChunk, OllamaError> {
-    serde_json::from_slice(line)
-        .map_err(|e| OllamaError::Protocol(format!("invalid NDJSON line from Ollama: {e}")))
 }

@@ -1,6 +1,9 @@
-//! Ollama: its native wire types and the HTTP client the worker and the model catalog use.
+//! Ollama: its native wire types, the HTTP client the worker and the model catalog use, and
+//! the bounded reader of its NDJSON streams.
 
 mod client;
+pub mod ndjson;
 pub mod wire;
 
-pub use client::{ChatStream, OllamaClient, OllamaError};
+pub use client::{OllamaClient, OllamaError};
+pub use ndjson::ChatStream;
