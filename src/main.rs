@@ -10,12 +10,12 @@ use seadragon::{App, Config, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
     let (settings, role) = match cli.command {
         Command::Serve(settings) => (settings, Role::Serve),
         Command::Gateway(settings) => (settings, Role::Gateway),
         Command::Worker(settings) => (settings, Role::Worker),
     };
+    telemetry::init(settings.log_format);
     let config = match Config::from_settings(settings) {
         Ok(config) => config,
         Err(e) => {

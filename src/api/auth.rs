@@ -62,6 +62,7 @@ async fn valid_key(headers: &HeaderMap, state: &AppState) -> Result<ApiKey, ApiE
     if key.is_expired() {
         return Err(ApiError::ExpiredKey);
     }
+    super::access_log::note_key(&key.id, &key.tier);
     Ok(key)
 }
 

@@ -5,6 +5,7 @@
 //! browsable with Swagger UI at `/docs`; the admin dashboard, a page over the admin API, is at
 //! `/dashboard`.
 
+mod access_log;
 mod admin;
 mod answer;
 mod auth;
@@ -128,6 +129,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(TraceLayer::new_for_http())
+        // Inside the request id layers: the access line carries the id the client sees.
+        .layer(axum::middleware::from_fn(access_log::log))
         // Set runs outermost, so the propagating layer inside it always finds an id and
         // every response, errors included, carries it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -58,6 +58,7 @@ pub async fn submit(
         max_wait: tier.max_wait(),
         enqueued_at_ms: unix_ms(),
     };
+    super::access_log::note_job(&job.id, &job.model);
     let model_name = job.model.clone();
     let submitted = state.queue.submit(job).await;
     let ticket = match state.stats.track(&tier.name, &model_name, submitted) {

@@ -94,6 +94,9 @@ pub struct Settings {
     /// On SIGTERM, how long running generations may take to finish before streams are closed.
     #[arg(long, env = "SEADRAGON_DRAIN_SECS", default_value_t = 30.0)]
     pub drain_secs: f64,
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    #[arg(long, env = "SEADRAGON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// How long a streaming client may leave its events unread (its buffer full) before it
     /// is dropped and its job cancelled, freeing the worker's slot.
     #[arg(long, env = "SEADRAGON_SLOW_CLIENT_SECS", default_value_t = 30.0)]
@@ -104,6 +107,15 @@ pub struct Settings {
 /// it is high enough for a worker in front of a load-balanced pool of Ollama servers, or an
 /// unlimited backend such as the benchmark's fake, where nothing should queue.
 pub const MAX_SLOTS: usize = 4096;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Largest `SEADRAGON_MAX_BODY_BYTES`: a body is held in memory while its job waits.
 const MAX_BODY_LIMIT: usize = 256 * 1024 * 1024;

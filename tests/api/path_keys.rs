@@ -1,5 +1,6 @@
 //! Keys in the URL path (`/k/<key>/...`) stay out of the logs and the metrics: the real
-//! binary, logging every request URI, is driven through a path key and its whole log read.
+//! binary, logging every request URI, is driven through a path key and its whole log read;
+//! the same log holds one access line per request.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -111,4 +112,21 @@ async fn a_path_key_is_never_logged_nor_in_the_metrics() {
         !log.contains(secret),
         "the path key leaked into the log:\n{log}"
     );
+    assert!(!log.contains(admin), "the admin key leaked into the log");
+    // One access line per request: the chat's names its key by id, its tier, model and job,
+    // and the request id a client would quote.
+    let access = log
+        .lines()
+        .find(|l| l.contains("seadragon::access") && l.contains("/v1/chat/completions"))
+        .unwrap_or_else(|| panic!("no access line for the chat:\n{log}"));
+    for field in [
+        "status=200",
+        "key=key_",
+        "tier=pro",
+        "model=llama3.2:latest",
+        "job=job_",
+        "request_id=req_",
+    ] {
+        assert!(access.contains(field), "{field} missing from {access}");
+    }
 }
