@@ -13,6 +13,7 @@ use super::state::AppState;
 use crate::auth::ApiKey;
 use crate::config::TierConfig;
 use crate::limits::InFlight;
+use crate::limits::budget::OverBudget;
 use crate::openai::ServiceTier;
 use crate::queue::schedule::base_level;
 use crate::queue::{Job, JobTicket, QueueError};
@@ -41,13 +42,32 @@ pub async fn submit(
         .tiers
         .get(&key.tier)
         .ok_or_else(|| ApiError::UnknownTier(key.tier.clone()))?;
-    let in_flight = state.limits.acquire(&tier.name, &key.id).map_err(|_| {
+    let mut in_flight = state.limits.acquire(&tier.name, &key.id).map_err(|_| {
         state.stats.metrics().refused(&tier.name, "concurrency");
         ApiError::TooManyConcurrent(tier.max_concurrent)
     })?;
     let model = state.catalog.resolve(requested).await?;
     let body = body(&model).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = native_policy(state, tier, &model, body).await?;
+    let bytes = u64::try_from(body.get().len()).unwrap_or(u64::MAX);
+    state
+        .limits
+        .hold_body(&mut in_flight, &tier.name, bytes)
+        .map_err(|over| {
+            state.stats.metrics().refused(&tier.name, "memory");
+            let (whose, limit) = match over {
+                OverBudget::Key(limit) => ("this key's", limit),
+                OverBudget::Tier(limit) => (tier.name.as_str(), limit),
+            };
+            ApiError::QueueFull {
+                message: format!(
+                    "the queued requests of {whose} tier hold their budget of {} MiB of \
+                     request bodies; retry once some have finished",
+                    limit / (1024 * 1024)
+                ),
+                retry_after: std::time::Duration::from_secs(5),
+            }
+        })?;
     let job = Job {
         id: crate::ids::job_id(),
         tier: tier.name.clone(),

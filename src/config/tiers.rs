@@ -40,6 +40,12 @@ pub struct TierConfig {
     /// Whether callers' `keep_alive` reaches Ollama (otherwise it is removed).
     #[serde(default)]
     pub allow_keep_alive: bool,
+    /// Bytes one key's running and queued request bodies may hold (default 64 MiB).
+    #[serde(default)]
+    pub max_key_bytes: Option<u64>,
+    /// Bytes all the tier's running and queued request bodies may hold (default 1 GiB).
+    #[serde(default)]
+    pub max_queued_bytes: Option<u64>,
 }
 
 fn default_rpm() -> u32 {
@@ -71,6 +77,8 @@ impl TierConfig {
             allowed_options: None,
             max_num_ctx: None,
             allow_keep_alive: false,
+            max_key_bytes: None,
+            max_queued_bytes: None,
         }
     }
 

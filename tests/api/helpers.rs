@@ -130,6 +130,8 @@ pub fn tier(name: &str, priority: u8) -> TierConfig {
         allowed_options: None,
         max_num_ctx: None,
         allow_keep_alive: false,
+        max_key_bytes: None,
+        max_queued_bytes: None,
     }
 }
 

@@ -264,3 +264,33 @@ async fn an_ollama_that_stays_busy_past_the_max_wait_gives_a_clear_503() {
     );
     assert!(app.ollama.chat_requests().len() > 2, "no retries happened");
 }
+
+#[tokio::test]
+async fn request_bodies_beyond_a_keys_memory_budget_are_refused_with_429() {
+    let app = Arc::new(
+        spawn_with(with_tiers(vec![TierConfig {
+            max_key_bytes: Some(3000),
+            ..tier("pro", 2)
+        }]))
+        .await,
+    );
+    let key = app.key("pro").await;
+    let padding = "x".repeat(1500);
+    let blocker = send(&app, &key, &format!("#hold {padding}"));
+    app.ollama.wait_started(1).await;
+    // The running job holds about 1.6 KB of body: a second one of the same size passes the
+    // key's 3,000 bytes, and is refused before it is queued.
+    let response = app
+        .post_chat(&key, &chat("llama3.2", &format!("second {padding}"), false))
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    let error = openai_error(response, 429).await;
+    assert_eq!(error["code"], "queue_full", "{error}");
+    app.ollama.release();
+    assert_eq!(blocker.await.unwrap().0, 200);
+    // Once the first answer is complete its bytes are back.
+    let again = app
+        .post_chat(&key, &chat("llama3.2", &format!("third {padding}"), false))
+        .await;
+    assert_eq!(again.status(), 200);
+}

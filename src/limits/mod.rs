@@ -1,5 +1,6 @@
-//! Per-key limits of each tier: the request rate (GCRA, through `governor`) and the number of
-//! requests a key may have running or queued at once.
+//! Per-key limits of each tier: the request rate (GCRA, through `governor`), the number of
+//! requests a key may have running or queued at once, and the bytes their bodies hold
+//! ([`budget`]).
 //!
 //! `tower_governor` carries one quota per layer, while each tier here has its own quota and the
 //! key is only known after authentication, so the keyed `governor` limiters sit behind the auth
@@ -16,6 +17,10 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::TierConfig;
+
+pub mod budget;
+
+use budget::{BodyBudget, BodyHold, OverBudget};
 
 type KeyedLimiter =
     RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -60,13 +65,15 @@ struct TierLimits {
 pub struct Limits {
     tiers: HashMap<String, TierLimits>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,
+    bodies: Arc<BodyBudget>,
 }
 
-/// One admitted request of a key; dropping it frees the place.
+/// One admitted request of a key; dropping it frees the place and its body's bytes.
 #[derive(Debug)]
 pub struct InFlight {
     key_id: String,
     counts: Arc<Mutex<HashMap<String, u32>>>,
+    body: Option<BodyHold>,
 }
 
 impl Drop for InFlight {
@@ -87,8 +94,8 @@ fn lock(m: &Mutex<HashMap<String, u32>>) -> std::sync::MutexGuard<'_, HashMap<St
 
 impl Limits {
     /// Limiters for the configured tiers (their limits are validated positive).
-    pub fn new(tiers: &[TierConfig]) -> Self {
-        let tiers = tiers
+    pub fn new(tiers_config: &[TierConfig]) -> Self {
+        let tiers = tiers_config
             .iter()
             .map(|t| {
                 let rpm = NonZeroU32::new(t.requests_per_minute).unwrap_or(NonZeroU32::MIN);
@@ -103,10 +110,25 @@ impl Limits {
                 (t.name.clone(), limits)
             })
             .collect();
+        let bodies = tiers_budget(tiers_config);
         Self {
             tiers,
             in_flight: Arc::default(),
+            bodies: Arc::new(bodies),
         }
+    }
+
+    /// Holds `bytes` of a request's body for as long as `in_flight` lives, within the key's and
+    /// the tier's budget.
+    pub fn hold_body(
+        &self,
+        in_flight: &mut InFlight,
+        tier: &str,
+        bytes: u64,
+    ) -> Result<(), OverBudget> {
+        let hold = self.bodies.hold(tier, &in_flight.key_id, bytes)?;
+        in_flight.body = Some(hold);
+        Ok(())
     }
 
     /// Counts one request of `key_id` against its tier's rate.
@@ -147,6 +169,7 @@ impl Limits {
         Ok(InFlight {
             key_id: key_id.to_owned(),
             counts: Arc::clone(&self.in_flight),
+            body: None,
         })
     }
 
@@ -157,6 +180,17 @@ impl Limits {
             t.rate.shrink_to_fit();
         }
     }
+}
+
+/// The body budgets of the configured tiers.
+fn tiers_budget(tiers: &[TierConfig]) -> BodyBudget {
+    BodyBudget::new(tiers.iter().map(|t| {
+        (
+            t.name.clone(),
+            t.max_key_bytes.unwrap_or(budget::DEFAULT_KEY_BYTES),
+            t.max_queued_bytes.unwrap_or(budget::DEFAULT_TIER_BYTES),
+        )
+    }))
 }
 
 /// A duration the way OpenAI's reset headers spell it: `20ms`, `1s`, `6m0s`.
@@ -194,6 +228,8 @@ mod tests {
             allowed_options: None,
             max_num_ctx: None,
             allow_keep_alive: false,
+            max_key_bytes: None,
+            max_queued_bytes: None,
         }
     }
 
