@@ -1,5 +1,6 @@
-//! The per-key rate limit of the OpenAI routes, applied right after authentication, and
-//! OpenAI's `x-ratelimit-*-requests` headers on every response it lets through.
+//! The per-key rate limit of the OpenAI routes, applied right after authentication (with the
+//! key's concurrency, before the body is read), and OpenAI's `x-ratelimit-*-requests` headers
+//! on every response it lets through.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -37,6 +38,12 @@ pub async fn rate_limit(
             return ApiError::TooManyConcurrent(limit).into_response();
         }
     };
+    // A key at its concurrency limit is refused before its body is read and parsed (a body
+    // may be 16 MiB of images); the handler takes the place for good after the parse.
+    if let Err(limit) = state.limits.has_room(&caller.0.tier, &caller.0.id) {
+        state.stats.metrics().refused(&caller.0.tier, "concurrency");
+        return ApiError::TooManyConcurrent(limit).into_response();
+    }
     // The handler's own `Caller` extractor finds the key here instead of asking the store again.
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;

@@ -173,6 +173,14 @@ impl Limits {
         })
     }
 
+    /// Whether `key_id` may have one more request running or queued; `Err(limit)` when not.
+    /// A check only: [`Limits::acquire`] takes the place.
+    pub fn has_room(&self, tier: &str, key_id: &str) -> Result<(), u32> {
+        let limit = self.tiers.get(tier).map_or(u32::MAX, |t| t.max_concurrent);
+        let running = lock(&self.in_flight).get(key_id).copied().unwrap_or(0);
+        if running >= limit { Err(limit) } else { Ok(()) }
+    }
+
     /// Forgets keys idle long enough that their allowance is whole again (bounds memory).
     pub fn retain_recent(&self) {
         for t in self.tiers.values() {

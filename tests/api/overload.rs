@@ -294,3 +294,36 @@ async fn request_bodies_beyond_a_keys_memory_budget_are_refused_with_429() {
         .await;
     assert_eq!(again.status(), 200);
 }
+
+#[tokio::test]
+async fn a_key_at_its_concurrency_limit_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = Arc::new(
+        spawn_with(with_tiers(vec![TierConfig {
+            max_concurrent: 1,
+            ..tier("pro", 2)
+        }]))
+        .await,
+    );
+    let key = app.key("pro").await;
+    let blocker = send(&app, &key, "#hold");
+    app.ollama.wait_started(1).await;
+    // Announces a 10 MB body and sends none of it: the answer must come without it.
+    let mut stream = tokio::net::TcpStream::connect(app.app.local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: 10000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the gateway waited for the body before refusing")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    app.ollama.release();
+    assert_eq!(blocker.await.unwrap().0, 200);
+}
