@@ -23,7 +23,7 @@ use crate::queue::rabbitmq::{RabbitConfig, RabbitGateway, RabbitWorker};
 use crate::queue::{JobQueue, QueuePolicy, QueueSnapshot, WorkQueue};
 use crate::worker::Worker;
 
-/// Which parts of the system this process runs (DESIGN §1).
+/// Which parts of the system this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Gateway and worker in one process.

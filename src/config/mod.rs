@@ -27,7 +27,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The roles of one binary (DESIGN §1).
+/// The roles of one binary: gateway and worker together, or either alone over RabbitMQ.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Gateway and worker in one process (embedded queue unless SEADRAGON_AMQP_URL is set).
@@ -256,7 +256,7 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the ranges DESIGN §2 and §8 promise to enforce at start-up.
+    /// Checks every setting's range at start-up, with a message naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_SLOTS).contains(&self.slots) {
             return Err(invalid(

@@ -1,4 +1,4 @@
-//! Ollama's native wire types, as far as Seadragon reads them (reference: `ollama-wire.md` §1).
+//! Ollama's native wire types, as far as Seadragon reads them (Ollama's `api/types.go`).
 //!
 //! Every field is defaulted: Ollama omits zero counts and empty fields (`omitempty`), and older
 //! releases lack newer fields such as tool-call ids.

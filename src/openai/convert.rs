@@ -1,5 +1,5 @@
-//! Ollama NDJSON objects → OpenAI deltas, following `ollama-wire.md` §3.3 and fixing the
-//! known client pitfalls of Ollama's own `/v1` layer (§4): tool calls get unique ids and an
+//! Ollama NDJSON objects → OpenAI deltas, in OpenAI's chunk format, fixing the known client
+//! pitfalls of Ollama's own `/v1` layer: tool calls get unique ids and an
 //! index that really increments, and the finish reason says `tool_calls` when calls were made.
 
 use super::{Delta, ToolCall, Usage};

@@ -16,6 +16,7 @@ mod messages;
 pub mod render;
 pub mod request;
 pub mod responses;
+mod service_tier;
 mod types;
 
 pub use request::{ChatRequest, RequestError, ServiceTier};

@@ -1,5 +1,5 @@
-//! Writes deltas as exact OpenAI JSON: `chat.completion.chunk` frames for streams
-//! (`ollama-wire.md` §3.3) and one `chat.completion` object otherwise.
+//! Writes deltas as exact OpenAI JSON: `chat.completion.chunk` frames for streams (as
+//! OpenAI's API sends them) and one `chat.completion` object otherwise.
 
 use serde::Serialize;
 

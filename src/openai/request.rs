@@ -1,10 +1,12 @@
 //! Validates a client's `/v1/chat/completions` body and maps it to Ollama's native `/api/chat`
-//! request (`ollama-wire.md` §1.1 and §3.1), before anything is queued.
+//! request, before anything is queued.
 //!
 //! Where Ollama's own `/v1` layer loses information, this mapping keeps it: omitted sampling
 //! settings stay unset (the model's defaults apply), `max_completion_tokens` is honoured, content
 //! parts of one message stay one message, and `tool_choice: "none"` really disables tools.
 
+pub use super::service_tier::ServiceTier;
+pub(in crate::openai) use super::service_tier::service_tier;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -26,26 +28,6 @@ impl RequestError {
         Self {
             message: message.into(),
             param: Some(param.into()),
-        }
-    }
-}
-
-/// What the caller asked for in `service_tier` / `priority` (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ServiceTier {
-    /// Run at the key's tier.
-    #[default]
-    Standard,
-    /// The caller volunteers to wait: one level lower.
-    Flex,
-}
-
-impl ServiceTier {
-    /// The name echoed in responses, as OpenAI spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Standard => "default",
-            Self::Flex => "flex",
         }
     }
 }
@@ -254,28 +236,6 @@ pub(in crate::openai) fn serde_error(
 
 fn strip_position(text: &str) -> &str {
     text.split(" at line ").next().unwrap_or(text)
-}
-
-pub(in crate::openai) fn service_tier(
-    name: Option<&str>,
-    priority: Option<i64>,
-) -> Result<ServiceTier, RequestError> {
-    let by_name = match name {
-        None | Some("auto" | "default" | "priority" | "scale") => ServiceTier::Standard,
-        Some("flex") => ServiceTier::Flex,
-        Some(other) => {
-            return Err(RequestError::new(
-                "service_tier",
-                format!("Invalid service_tier '{other}': expected auto, default, flex or priority"),
-            ));
-        }
-    };
-    // vLLM's convention: a positive priority means "less urgent".
-    Ok(if priority.is_some_and(|p| p > 0) {
-        ServiceTier::Flex
-    } else {
-        by_name
-    })
 }
 
 pub(in crate::openai) struct Sampling {

@@ -1,5 +1,5 @@
 //! A lean fake Ollama for benchmarking: `/api/chat` streams NDJSON exactly as Ollama does
-//! (`ollama-wire.md` §1.2), with a configurable time to first token, answer length and
+//! (one object per line, headers sent with the first), with a configurable time to first token, answer length and
 //! inter-token delay, and no limit on parallel generations.
 //!
 //! Unlike the test suite's fake it does nothing else (no tools, no errors, no scheduling), so
