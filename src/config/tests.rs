@@ -56,6 +56,10 @@ fn bad_tier_tables_are_refused() {
         "[[tiers]]\nname = \"x\"\npriority = 4\n",
         "[[tiers]]\nname = \"x\"\npriority = 1\n[[tiers]]\nname = \"x\"\npriority = 2\n",
         "[[tiers]]\nname = \"x\"\npriority = 1\ncolour = 3\n",
+        "[[tiers]]\nname = \"x\"\npriority = 1\nmax_queued = 99999999999\n",
+        "[[tiers]]\nname = \"x\"\npriority = 1\nmax_wait_secs = 0\n",
+        "[[tiers]]\nname = \"x\"\npriority = 1\nstarvation_secs = -1.0\n",
+        "[[tiers]]\nname = \"x\"\npriority = 1\nmax_num_ctx = 0\n",
     ] {
         std::fs::write(&path, body).unwrap();
         let r = Config::from_settings(settings(&["--config", path.to_str().unwrap()]));

@@ -150,6 +150,20 @@ pub(super) fn validate(tiers: &[TierConfig]) -> Result<(), ConfigError> {
         if tier.max_queued == 0 || tier.max_concurrent == 0 || tier.requests_per_minute == 0 {
             return bad("limits must be positive".to_owned());
         }
+        // Upper bounds only catch typos: far above any real deployment, below any overflow.
+        for (name, value, limit) in [
+            (
+                "requests_per_minute",
+                u64::from(tier.requests_per_minute),
+                1_000_000_000,
+            ),
+            ("max_concurrent", u64::from(tier.max_concurrent), 1_000_000),
+            ("max_queued", tier.max_queued as u64, 10_000_000),
+        ] {
+            if value > limit {
+                return bad(format!("{name} must be at most {limit}"));
+            }
+        }
         if !(1..=MAX_WAIT_LIMIT_SECS).contains(&tier.max_wait_secs) {
             return bad(format!(
                 "max_wait_secs must be between 1 and {MAX_WAIT_LIMIT_SECS}"
