@@ -34,6 +34,14 @@ pub trait ModelDirectory: Send + Sync + std::fmt::Debug {
     fn models(&self) -> Vec<ModelEntry>;
     /// How many workers were heard from recently, and how many of them reach their Ollama.
     fn workers(&self) -> (usize, usize);
+    /// The Ollama version of every worker heard from recently, one per worker that reported
+    /// one (the model list above keeps one entry per model, so it can hide a worker).
+    fn ollama_versions(&self) -> Vec<String> {
+        self.models()
+            .into_iter()
+            .filter_map(|m| m.ollama_version)
+            .collect()
+    }
 }
 
 /// Why a model name could not be resolved.
@@ -182,12 +190,9 @@ impl ModelCatalog {
                 if directory.workers().0 == 0 {
                     return Err(CatalogError::NoWorkers);
                 }
-                let models = directory.models();
-                let lowest = models
-                    .iter()
-                    .filter_map(|m| m.ollama_version.as_deref())
-                    .min_by_key(|v| version_key(v));
-                Ok(lowest.unwrap_or("0.0.0").to_owned())
+                let versions = directory.ollama_versions();
+                let lowest = versions.iter().min_by_key(|v| version_key(v));
+                Ok(lowest.map_or("0.0.0", String::as_str).to_owned())
             }
         }
     }

@@ -112,6 +112,8 @@ pub struct FakeConfig {
     /// Model load plus prompt processing: nothing, not even headers, is sent meanwhile.
     pub first_token_delay: Duration,
     pub token_delay: Duration,
+    /// What `/api/version` reports.
+    pub version: &'static str,
 }
 
 impl Default for FakeConfig {
@@ -127,6 +129,7 @@ impl Default for FakeConfig {
             max_queue: 512,
             first_token_delay: Duration::ZERO,
             token_delay: Duration::from_millis(1),
+            version: "0.33.0",
         }
     }
 }
@@ -291,7 +294,11 @@ impl FakeOllama {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let version = || async { respond(StatusCode::OK, JSON, r#"{"version":"0.33.0"}"#) };
+    let reported = json!({ "version": shared.config.version }).to_string();
+    let version = move || {
+        let reported = reported.clone();
+        async move { respond(StatusCode::OK, JSON, reported) }
+    };
     let not_found = || async { respond(StatusCode::NOT_FOUND, TEXT, "404 page not found") };
     let bad_method = || async {
         respond(

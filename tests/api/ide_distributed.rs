@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::fake_ollama::FakeOllama;
+use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::ide_openai::ide_fake;
 
 #[tokio::test]
@@ -122,4 +122,38 @@ async fn every_kind_of_job_and_discovery_work_through_the_broker() {
         .await
         .unwrap();
     assert!(show["details"]["family"].is_string(), "{show}");
+}
+
+#[tokio::test]
+async fn api_version_reports_the_lowest_ollama_behind_the_gateway() {
+    // Both Ollamas hold the same models: the model list keeps one entry per model, so only
+    // the workers' own announcements tell the older Ollama apart.
+    let c = Cluster::new();
+    let newer = FakeOllama::start(FakeConfig::default()).await;
+    let older = FakeOllama::start(FakeConfig {
+        version: "0.12.3",
+        ..FakeConfig::default()
+    })
+    .await;
+    let _wn = c.worker(&newer).await;
+    let _wo = c.worker(&older).await;
+    let gateway = c.gateway("3600").await;
+    c.wait_ready(&gateway).await;
+    let http = reqwest::Client::new();
+    let mut version = Value::Null;
+    for _ in 0..200 {
+        version = http
+            .get(format!("{}/api/version", gateway.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if version["version"] == "0.12.3" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(version["version"], "0.12.3");
 }

@@ -218,6 +218,21 @@ impl ModelDirectory for RabbitGateway {
         let live = self.inner.live_workers();
         (live.len(), live.iter().filter(|(w, _)| w.ollama_ok).count())
     }
+
+    fn ollama_versions(&self) -> Vec<String> {
+        // Every worker's own entries: two workers sharing a model may run different Ollamas.
+        self.inner
+            .live_workers()
+            .into_iter()
+            .filter_map(|(worker, _)| {
+                worker.models.iter().find_map(|m| {
+                    serde_json::from_value::<ModelEntry>(m.clone())
+                        .ok()
+                        .and_then(|e| e.ollama_version)
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
