@@ -22,22 +22,10 @@ async fn every_kind_of_job_and_discovery_work_through_the_broker() {
         .unwrap();
     let url = |path: &str| format!("{}{path}", gateway.base);
     // The version comes with the worker's announcement, which may lag the readiness.
-    let mut version = Value::Null;
-    for _ in 0..100 {
-        version = http
-            .get(url("/api/version"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if version["version"] == "0.33.0" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(version["version"], "0.33.0");
+    assert_eq!(
+        reported_version(&http, &gateway.base, "0.33.0").await,
+        "0.33.0"
+    );
     let tags: Value = http
         .get(url(&format!("/k/{key}/api/tags")))
         .send()
@@ -140,20 +128,29 @@ async fn api_version_reports_the_lowest_ollama_behind_the_gateway() {
     let gateway = c.gateway("3600").await;
     c.wait_ready(&gateway).await;
     let http = reqwest::Client::new();
+    assert_eq!(
+        reported_version(&http, &gateway.base, "0.12.3").await,
+        "0.12.3"
+    );
+}
+
+/// The gateway's `/api/version`, polled (bounded) until it reports `expected`, since the
+/// versions arrive with the workers' announcements; the last answer otherwise.
+async fn reported_version(http: &reqwest::Client, base: &str, expected: &str) -> Value {
     let mut version = Value::Null;
     for _ in 0..200 {
         version = http
-            .get(format!("{}/api/version", gateway.base))
+            .get(format!("{base}/api/version"))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        if version["version"] == "0.12.3" {
+        if version["version"] == expected {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(version["version"], "0.12.3");
+    version["version"].clone()
 }
