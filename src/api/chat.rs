@@ -33,14 +33,7 @@ use crate::queue::JobEvent;
                 (super::openapi::chat_response::ChatCompletion = "application/json"),
                 (String = "text/event-stream", example = json!(super::openapi::chat_response::STREAM_EXAMPLE)),
             )),
-        super::openapi::responses::BadRequest,
-        super::openapi::responses::KeyAuth,
-        super::openapi::responses::Forbidden,
-        super::openapi::responses::NotFound,
-        super::openapi::responses::PayloadTooLarge,
-        super::openapi::responses::TooManyRequests,
-        super::openapi::responses::Unavailable,
-        super::openapi::responses::BadGateway,
+        super::openapi::responses::JobErrors,
     ),
 )]
 /// Creates a chat completion.

@@ -24,14 +24,7 @@ use crate::openai::embeddings::{EmbeddingRequest, render};
     responses(
         (status = 200, description = "One vector per input, ordered by `index`.",
             body = super::openapi::embeddings::EmbeddingList),
-        super::openapi::responses::BadRequest,
-        super::openapi::responses::KeyAuth,
-        super::openapi::responses::Forbidden,
-        super::openapi::responses::NotFound,
-        super::openapi::responses::PayloadTooLarge,
-        super::openapi::responses::TooManyRequests,
-        super::openapi::responses::Unavailable,
-        super::openapi::responses::BadGateway,
+        super::openapi::responses::JobErrors,
     ),
 )]
 /// Creates embeddings.

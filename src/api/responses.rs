@@ -38,14 +38,7 @@ use crate::queue::JobEvent;
             server-sent events (`event:` and `data:` lines) from `response.created` to \
             `response.completed`.",
             content((Object = "application/json"), (String = "text/event-stream"))),
-        super::openapi::responses::BadRequest,
-        super::openapi::responses::KeyAuth,
-        super::openapi::responses::Forbidden,
-        super::openapi::responses::NotFound,
-        super::openapi::responses::PayloadTooLarge,
-        super::openapi::responses::TooManyRequests,
-        super::openapi::responses::Unavailable,
-        super::openapi::responses::BadGateway,
+        super::openapi::responses::JobErrors,
     ),
 )]
 /// Creates a model response.

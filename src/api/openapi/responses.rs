@@ -207,6 +207,13 @@ error_responses! {
     Unavailable => [SERVICE_UNAVAILABLE];
     /// 502: Ollama failed.
     BadGateway => [BAD_GATEWAY];
+    /// Every error of a route that queues a job on Ollama: a bad body (400, 413), the key
+    /// (401, 403), an unknown model (404), the limits (429), Ollama or the queue down (503)
+    /// or failing (502).
+    JobErrors => [
+        BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, PAYLOAD_TOO_LARGE, TOO_MANY_REQUESTS,
+        SERVICE_UNAVAILABLE, BAD_GATEWAY
+    ];
 }
 
 #[cfg(test)]
@@ -238,6 +245,7 @@ mod tests {
             TooManyRequests::responses(),
             Unavailable::responses(),
             BadGateway::responses(),
+            JobErrors::responses(),
         ];
         for status in referenced.iter().flat_map(BTreeMap::keys) {
             let code = StatusCode::from_bytes(status.as_bytes()).unwrap();
