@@ -80,6 +80,7 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
     // (deleting one that was never declared is no error).
     for model in [
         "m",
+        "n",
         "llama3.2:latest",
         "qwen3:8b",
         "llava:7b",

@@ -39,4 +39,3 @@ impl ModelDirectory for RabbitGateway {
             .collect()
     }
 }
-
