@@ -42,7 +42,7 @@ mod process;
 mod properties;
 mod python_clients;
 mod queue_contract;
-mod rabbit_leases;
+mod rabbit_jobs;
 mod scheduling;
 mod scheduling_bounds;
 mod sdk;

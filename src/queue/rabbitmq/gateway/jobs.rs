@@ -94,37 +94,47 @@ impl Inner {
             .with_delivery_mode(2)
             .with_expiration(ttl.as_millis().max(1).to_string().into());
         let queue = self.names.jobs(&job.model, level);
-        let declared = self
-            .declared
+        // A job queue unused past its expiry is gone although this session declared it: the
+        // publish comes back unroutable, and one more declare brings the queue back.
+        for _ in 0..2 {
+            self.declare_jobs(&channel, &queue).await?;
+            match broker::publish(&channel, &queue, &payload, properties.clone(), true).await {
+                Ok(broker::Published::Routed) => {
+                    // Only now: a worker woken earlier could find the queue still empty.
+                    let bell = Bell {
+                        model: job.model.clone(),
+                        level,
+                    };
+                    if let Ok(bell) = serde_json::to_vec(&bell) {
+                        broker::ring(&channel, &self.names.bell(), &bell).await;
+                    }
+                    return Ok(());
+                }
+                Ok(broker::Published::Returned) => self.declared_lock().remove(&queue),
+                Err(e) => return Err(QueueError::Unavailable(e.to_string())),
+            };
+        }
+        Err(QueueError::Unavailable(
+            "the job queue is not available on the broker".to_owned(),
+        ))
+    }
+
+    /// Declares a job queue unless this session did already.
+    async fn declare_jobs(&self, channel: &lapin::Channel, queue: &str) -> Result<(), QueueError> {
+        if self.declared_lock().contains(queue) {
+            return Ok(());
+        }
+        broker::declare_jobs(channel, queue)
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        self.declared_lock().insert(queue.to_owned());
+        Ok(())
+    }
+
+    fn declared_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.declared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&queue);
-        if !declared {
-            broker::declare_jobs(&channel, &queue)
-                .await
-                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-            self.declared
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(queue.clone());
-        }
-        match broker::publish(&channel, &queue, &payload, properties, true).await {
-            Ok(broker::Published::Routed) => {
-                // Only now: a worker woken earlier could find the queue still empty.
-                let bell = Bell {
-                    model: job.model.clone(),
-                    level,
-                };
-                if let Ok(bell) = serde_json::to_vec(&bell) {
-                    broker::ring(&channel, &self.names.bell(), &bell).await;
-                }
-                Ok(())
-            }
-            Ok(broker::Published::Returned) => Err(QueueError::Unavailable(
-                "the job queue is not available on the broker".to_owned(),
-            )),
-            Err(e) => Err(QueueError::Unavailable(e.to_string())),
-        }
     }
 
     /// This gateway's queued jobs.

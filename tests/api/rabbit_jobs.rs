@@ -1,6 +1,6 @@
-//! RabbitMQ grants and pulls, against a real broker, with a "rogue" worker speaking the wire
-//! protocol by hand where a real worker would behave: one that takes a grant and never starts,
-//! then sends events under its lapsed grant.
+//! RabbitMQ job queues, grants and pulls against a real broker, with a "rogue" worker speaking
+//! the wire protocol by hand where a real worker would behave: one that takes a grant and
+//! never starts, then sends events under its lapsed grant.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -250,4 +250,35 @@ async fn a_worker_pulls_the_highest_level_across_its_models() {
     assert_eq!(order, ["n3", "m2", "m1", "n0"]);
     gateway.close();
     worker.close();
+}
+
+/// A job queue that vanished (unused past its expiry, or deleted by an operator) while the
+/// gateway believed it declared comes back with the next publish instead of failing it.
+#[tokio::test]
+async fn a_vanished_job_queue_is_declared_again_on_publish() {
+    let namespace = Namespace::new(amqp_url());
+    let prefix = namespace.prefix.clone();
+    let gateway = Arc::new(RabbitGateway::start(
+        rabbit_config(&prefix, "gw"),
+        policy(Duration::from_secs(3600)),
+    ));
+    wait_connected("gateway", || gateway.status().connected).await;
+    let _first = gateway.submit(job("first", "pro", 2)).await.unwrap();
+    let rogue = Rogue::connect(&prefix).await;
+    let queue = format!("{prefix}.jobs.v3.m.p2");
+    rogue
+        .channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let _second = gateway
+        .submit(job("second", "pro", 2))
+        .await
+        .expect("a publish to a vanished job queue must declare it again");
+    let message = rogue.pull(&queue).await;
+    assert_eq!(message["job"]["id"], "second", "{message}");
+    gateway.close();
 }
