@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use fake_ollama::FakeOllama;
 use seadragon::queue::rabbitmq::RabbitConfig;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::fake_ollama::FakeOllama;
 use crate::helpers::{ADMIN_KEY, chat};
 use crate::process::{Process, spawn};
 

@@ -21,7 +21,6 @@ mod dashboard;
 mod distributed;
 mod docs;
 mod errors;
-mod fake_ollama;
 mod health;
 mod helpers;
 mod ide_distributed;
