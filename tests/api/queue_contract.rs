@@ -118,6 +118,7 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
+        kind: seadragon::queue::JobKind::Chat,
         body: serde_json::value::to_raw_value(&serde_json::json!({"prompt": id}))
             .unwrap()
             .into(),
