@@ -26,7 +26,8 @@
 //! - [`stats`]: in-memory request statistics for the admin API, fed once per request that ran a job.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
 //! - [`ids`]: random identifiers and secrets.
-//! - [`telemetry`]: log output and filtering.
+//! - [`telemetry`]: log output and filtering; [`timeline`]: per-request stage timestamps at
+//!   `debug`.
 
 pub mod api;
 pub mod app;
@@ -43,6 +44,7 @@ pub mod openai;
 pub mod queue;
 pub mod stats;
 pub mod telemetry;
+pub mod timeline;
 pub mod worker;
 
 pub use app::App;

@@ -18,6 +18,9 @@ struct Notes {
     tier: Option<String>,
     model: Option<String>,
     job_id: Option<String>,
+    /// Stage stamps (see [`crate::timeline`]), taken only when that log is on.
+    accepted_us: Option<u64>,
+    authenticated_us: Option<u64>,
 }
 
 tokio::task_local! {
@@ -30,7 +33,22 @@ pub fn note_key(key_id: &str, tier: &str) {
         let mut notes = notes.borrow_mut();
         notes.key_id = Some(key_id.to_owned());
         notes.tier = Some(tier.to_owned());
+        notes.authenticated_us = crate::timeline::stamp();
     });
+}
+
+/// When the request was accepted and authenticated, if stamps are taken.
+pub fn stamps() -> crate::timeline::GatewayStamps {
+    NOTES
+        .try_with(|notes| {
+            let notes = notes.borrow();
+            crate::timeline::GatewayStamps {
+                accepted: notes.accepted_us,
+                authenticated: notes.authenticated_us,
+                ..Default::default()
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// Records the queued job and its model for the access log line.
@@ -54,10 +72,16 @@ pub async fn log(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_owned();
     let (notes, response) = NOTES
-        .scope(RefCell::new(Notes::default()), async move {
-            let response = next.run(request).await;
-            (NOTES.with(|n| n.borrow().clone()), response)
-        })
+        .scope(
+            RefCell::new(Notes {
+                accepted_us: crate::timeline::stamp(),
+                ..Notes::default()
+            }),
+            async move {
+                let response = next.run(request).await;
+                (NOTES.with(|n| n.borrow().clone()), response)
+            },
+        )
         .await;
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     tracing::info!(

@@ -1,19 +1,18 @@
 //! `POST /v1/chat/completions`: auth, validation and admission happen before any byte of the
 //! answer; then the job is queued and its events become one completion or an SSE stream.
 
-use std::collections::VecDeque;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use super::answer;
 use super::auth::Caller;
 use super::body::RawBody;
 use super::error::ApiError;
 use super::state::AppState;
-use super::stream::{self, Render, SSE_DONE, sse_comment, sse_data};
+use super::stream::{self, Render, SSE_DONE, push_sse_data, sse_comment, sse_data};
 use super::submit::{submit, unix_ms};
 use crate::openai::render::{CompletionBuilder, ResponseMeta, error_event};
 use crate::openai::{ChatRequest, Delta};
@@ -85,18 +84,18 @@ struct ChatSse {
 impl Render for ChatSse {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool {
+    fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool {
         match event {
-            JobEvent::Delta(delta) => out.push_back(sse_data(&self.meta.delta_chunk(&delta))),
+            JobEvent::Delta(delta) => self.meta.write_delta_frame(&delta, out),
             JobEvent::Finished {
                 finish_reason,
                 usage,
             } => {
-                out.push_back(sse_data(&self.meta.finish_chunk(&finish_reason)));
+                push_sse_data(out, &self.meta.finish_chunk(&finish_reason));
                 if self.include_usage {
-                    out.push_back(sse_data(&self.meta.usage_chunk(usage)));
+                    push_sse_data(out, &self.meta.usage_chunk(usage));
                 }
-                out.push_back(Bytes::from_static(SSE_DONE));
+                out.extend_from_slice(SSE_DONE);
                 return true;
             }
             JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}

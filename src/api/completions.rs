@@ -1,19 +1,18 @@
 //! `POST /v1/completions`: text completion for IDE autocompletion, queued like chat and run
 //! on Ollama's `/api/generate`.
 
-use std::collections::VecDeque;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use super::answer;
 use super::auth::Caller;
 use super::body::RawBody;
 use super::error::ApiError;
 use super::state::AppState;
-use super::stream::{self, Render, SSE_DONE, sse_comment, sse_data};
+use super::stream::{self, Render, SSE_DONE, push_sse_data, sse_comment, sse_data};
 use super::submit::{submit, unix_ms};
 use crate::openai::completions::{CompletionMeta, CompletionRequest};
 use crate::openai::render::error_event;
@@ -77,23 +76,23 @@ struct CompletionSse {
 impl Render for CompletionSse {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool {
+    fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool {
         match event {
             JobEvent::Delta(delta) => {
                 // Reasoning of thinking models is not part of a completion's text.
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                    out.push_back(sse_data(&self.meta.text_chunk(&text)));
+                    push_sse_data(out, &self.meta.text_chunk(&text));
                 }
             }
             JobEvent::Finished {
                 finish_reason,
                 usage,
             } => {
-                out.push_back(sse_data(&self.meta.finish_chunk(&finish_reason)));
+                push_sse_data(out, &self.meta.finish_chunk(&finish_reason));
                 if self.include_usage {
-                    out.push_back(sse_data(&self.meta.usage_chunk(usage)));
+                    push_sse_data(out, &self.meta.usage_chunk(usage));
                 }
-                out.push_back(Bytes::from_static(SSE_DONE));
+                out.extend_from_slice(SSE_DONE);
                 return true;
             }
             JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}

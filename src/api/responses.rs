@@ -1,12 +1,11 @@
 //! `POST /v1/responses`: the Responses API (Codex CLI, Zed and Copilot when configured for
 //! it), queued like chat and run on Ollama's `/api/chat`. Stateless: nothing is stored.
 
-use std::collections::VecDeque;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use super::answer;
 use super::auth::Caller;
@@ -62,7 +61,7 @@ pub async fn create(
         request.echo.clone(),
     );
     if request.stream {
-        let mut pending = VecDeque::new();
+        let mut pending = BytesMut::new();
         frames(builder.start(), &mut pending);
         let render = ResponsesSse { builder, pending };
         return stream::respond(&state, admitted, render).await;
@@ -87,22 +86,28 @@ fn frame(event: &Event) -> Bytes {
     Bytes::from(format!("event: {}\ndata: {}\n\n", event.kind, event.data))
 }
 
-fn frames(events: Vec<Event>, out: &mut VecDeque<Bytes>) {
-    out.extend(events.into_iter().map(|event| frame(&event)));
+fn frames(events: Vec<Event>, out: &mut BytesMut) {
+    for event in events {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(event.data.as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
 }
 
 /// `event:`/`data:` pairs; the opening events wait in `pending` for the first job event, so
 /// a job that fails before it still gets a proper HTTP error.
 struct ResponsesSse {
     builder: ResponseBuilder,
-    pending: VecDeque<Bytes>,
+    pending: BytesMut,
 }
 
 impl Render for ResponsesSse {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool {
-        out.append(&mut self.pending);
+    fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool {
+        out.extend_from_slice(&self.pending.split());
         match event {
             JobEvent::Delta(delta) => frames(self.builder.push(&delta), out),
             JobEvent::Finished {

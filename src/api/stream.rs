@@ -8,20 +8,28 @@
 //! After it, errors are written in-band by the format, then the stream ends. NDJSON has no
 //! comments, so like Ollama itself it sends nothing, headers included, until the first event.
 //! The body owns the job's ticket, so a client that disconnects cancels its job.
+//!
+//! Each wake-up writes everything that is ready: the event that woke the stream and every
+//! event already behind it go out as one body chunk (one write), so a fast answer costs one
+//! wake-up and one write per burst rather than per token, and no token waits for another.
 
-use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
 use super::submit::Admitted;
 use crate::limits::InFlight;
 use crate::queue::{JobEvent, JobQueue, JobStanding, JobTicket};
+use crate::timeline::GatewayStamps;
 
 /// How one API writes the events of a job.
 pub trait Render: Send + 'static {
@@ -30,7 +38,7 @@ pub trait Render: Send + 'static {
 
     /// Appends the frames of one event of the answer (`Delta`, `Embeddings`, `Finished`;
     /// never `Started` or `Failed`). Returns true when the answer is complete.
-    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool;
+    fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool;
 
     /// The in-band error that ends a stream already answered 200.
     fn error(&mut self, error: &ApiError) -> Bytes;
@@ -49,6 +57,7 @@ pub async fn respond<R: Render>(
         mut ticket,
         in_flight,
         tier,
+        stamps,
     } = admitted;
     let keepalives = render.comment("").is_some();
     let mut running = false;
@@ -79,14 +88,20 @@ pub async fn respond<R: Render>(
         queue: Arc::clone(&state.queue),
         tier,
         keepalive: state.keepalive,
+        silence: Box::pin(tokio::time::sleep(state.keepalive)),
         running,
-        pending: VecDeque::new(),
+        pending: BytesMut::new(),
         done: false,
-        hard_stop: state.hard_stop.clone(),
+        hard_stop: Box::pin(state.hard_stop.clone().cancelled_owned()),
+        stamps,
+        first_token_pending: false,
         _in_flight: in_flight,
     };
     match first {
-        Some(event) => stream.on_event(Some(event)),
+        Some(event) => {
+            stream.on_event(Some(event));
+            stream.drain_ready();
+        }
         None => stream.push_keepalive(),
     }
     let body = Body::from_stream(futures_util::stream::unfold(
@@ -117,12 +132,27 @@ struct Stream<R> {
     queue: Arc<dyn JobQueue>,
     tier: String,
     keepalive: Duration,
+    /// Fires after `keepalive` without an event. One timer for the whole stream, pushed back
+    /// after each burst, instead of a new timer per frame.
+    silence: Pin<Box<Sleep>>,
     running: bool,
-    pending: VecDeque<Bytes>,
+    /// Frames written and not yet handed to the connection.
+    pending: BytesMut,
     done: bool,
-    hard_stop: tokio_util::sync::CancellationToken,
+    /// Created once: a fresh `cancelled()` per frame would lock the shared token's waiter
+    /// list twice per frame, for every stream.
+    hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    stamps: GatewayStamps,
+    /// The first token is in `pending`: stamp it when it leaves.
+    first_token_pending: bool,
     /// The key's place among its concurrent requests, held as long as the stream.
     _in_flight: InFlight,
+}
+
+impl<R> Drop for Stream<R> {
+    fn drop(&mut self) {
+        self.stamps.log(self.ticket.id());
+    }
 }
 
 fn shutting_down() -> ApiError {
@@ -132,17 +162,40 @@ fn shutting_down() -> ApiError {
 impl<R: Render> Stream<R> {
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
+            if !self.pending.is_empty() {
+                if self.first_token_pending {
+                    self.first_token_pending = false;
+                    self.stamps.first_frame = crate::timeline::stamp();
+                }
+                return Some(self.pending.split().freeze());
             }
             if self.done {
                 return None;
             }
             tokio::select! {
-                event = self.ticket.next_event() => self.on_event(event),
-                () = tokio::time::sleep(self.keepalive) => self.push_keepalive(),
-                () = self.hard_stop.cancelled() => self.fail(&shutting_down()),
+                event = self.ticket.next_event() => {
+                    self.on_event(event);
+                    self.drain_ready();
+                    let next = Instant::now() + self.keepalive;
+                    self.silence.as_mut().reset(next);
+                }
+                () = self.silence.as_mut() => {
+                    self.push_keepalive();
+                    let next = Instant::now() + self.keepalive;
+                    self.silence.as_mut().reset(next);
+                }
+                () = self.hard_stop.as_mut() => self.fail(&shutting_down()),
             }
+        }
+    }
+
+    /// Renders every event that has already arrived, so they leave in one write.
+    fn drain_ready(&mut self) {
+        while !self.done {
+            let Some(event) = self.ticket.try_next_event() else {
+                return;
+            };
+            self.on_event(Some(event));
         }
     }
 
@@ -150,7 +203,15 @@ impl<R: Render> Stream<R> {
         match event {
             Some(JobEvent::Started { .. }) => self.running = true,
             Some(JobEvent::Failed(failure)) => self.fail(&ApiError::from(failure)),
-            Some(event) => self.done = self.render.event(event, &mut self.pending),
+            Some(event) => {
+                if self.stamps.first_frame.is_none()
+                    && self.stamps.queued.is_some()
+                    && matches!(event, JobEvent::Delta(_) | JobEvent::Embeddings { .. })
+                {
+                    self.first_token_pending = true;
+                }
+                self.done = self.render.event(event, &mut self.pending);
+            }
             None => self.fail(&ApiError::Unavailable(
                 "the worker running this request stopped".into(),
             )),
@@ -159,7 +220,7 @@ impl<R: Render> Stream<R> {
 
     fn fail(&mut self, error: &ApiError) {
         let frame = self.render.error(error);
-        self.pending.push_back(frame);
+        self.pending.extend_from_slice(&frame);
         self.done = true;
     }
 
@@ -169,7 +230,7 @@ impl<R: Render> Stream<R> {
             _ => "running".to_owned(),
         };
         if let Some(frame) = self.render.comment(&text) {
-            self.pending.push_back(frame);
+            self.pending.extend_from_slice(&frame);
         }
     }
 }
@@ -189,6 +250,13 @@ fn keepalive(tier: &str, standing: JobStanding) -> String {
 /// One SSE `data:` frame.
 pub fn sse_data(json: &str) -> Bytes {
     Bytes::from(format!("data: {json}\n\n"))
+}
+
+/// Appends one SSE `data:` frame to `out`.
+pub fn push_sse_data(out: &mut BytesMut, json: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// One SSE comment frame.

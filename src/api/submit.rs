@@ -27,6 +27,8 @@ pub struct Admitted {
     pub in_flight: InFlight,
     /// The tier the job runs in.
     pub tier: String,
+    /// Stage stamps so far (see [`crate::timeline`]).
+    pub stamps: crate::timeline::GatewayStamps,
 }
 
 /// Admits and queues one job for `key`. `body` builds the native body for the installed model
@@ -93,10 +95,13 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
+    let mut stamps = super::access_log::stamps();
+    stamps.queued = crate::timeline::stamp();
     Ok(Admitted {
         ticket,
         in_flight,
         tier: tier.name.clone(),
+        stamps,
     })
 }
 

@@ -17,7 +17,11 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 pub struct ChatStream {
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,
-    /// Bytes at the start of `buffer` known to hold no newline.
+    /// Where the unread part of `buffer` starts: lines are parsed in place and the buffer is
+    /// compacted only when it runs dry, not shifted after every line (a network chunk often
+    /// holds dozens of lines).
+    start: usize,
+    /// Bytes after `start` known to hold no newline.
     scanned: usize,
     ended: bool,
 }
@@ -28,6 +32,7 @@ impl ChatStream {
         Self {
             body,
             buffer: Vec::new(),
+            start: 0,
             scanned: 0,
             ended: false,
         }
@@ -36,30 +41,30 @@ impl ChatStream {
     /// The next object; `None` at the end of the body.
     pub async fn next(&mut self) -> Option<Result<ChatChunk, OllamaError>> {
         loop {
-            if let Some(at) = self.buffer[self.scanned..].iter().position(|&b| b == b'\n') {
-                let newline = self.scanned + at;
-                let line: Vec<u8> = self.buffer.drain(..=newline).collect();
-                self.scanned = 0;
+            if let Some(line) = self.next_line() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Some(parse(&line));
+                return Some(parse(line));
             }
-            self.scanned = self.buffer.len();
-            if self.buffer.len() > MAX_LINE_BYTES {
+            if self.buffer.len() - self.start > MAX_LINE_BYTES {
                 self.fail();
                 return Some(Err(OllamaError::Protocol(format!(
                     "an NDJSON line from Ollama exceeded {MAX_LINE_BYTES} bytes"
                 ))));
             }
             if self.ended {
-                if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                let rest = &self.buffer[self.start..];
+                if rest.iter().all(u8::is_ascii_whitespace) {
                     return None;
                 }
-                let rest = std::mem::take(&mut self.buffer);
-                self.scanned = 0;
-                return Some(parse(&rest));
+                let parsed = parse(rest);
+                self.fail();
+                return Some(parsed);
             }
+            // Only a partial line is left: move it to the front before reading more.
+            self.buffer.drain(..self.start);
+            self.start = 0;
             match self.body.next().await.transpose() {
                 Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
                 Ok(None) => self.ended = true,
@@ -73,10 +78,24 @@ impl ChatStream {
         }
     }
 
+    /// The next complete line in the buffer, newline excluded.
+    fn next_line(&mut self) -> Option<&[u8]> {
+        let unread = &self.buffer[self.start..];
+        let Some(at) = unread[self.scanned..].iter().position(|&b| b == b'\n') else {
+            self.scanned = unread.len();
+            return None;
+        };
+        let line = self.start..self.start + self.scanned + at;
+        self.start = line.end + 1;
+        self.scanned = 0;
+        Some(&self.buffer[line])
+    }
+
     /// Ends the stream after an error: nothing more is read or returned.
     fn fail(&mut self) {
         self.ended = true;
         self.buffer = Vec::new();
+        self.start = 0;
         self.scanned = 0;
     }
 }
@@ -84,7 +103,7 @@ impl ChatStream {
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatStream")
-            .field("buffered", &self.buffer.len())
+            .field("buffered", &(self.buffer.len() - self.start))
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }

@@ -84,9 +84,19 @@ fn wire_tool_calls(calls: &[ToolCall], with_index: bool) -> Option<Vec<WireToolC
     })
 }
 
+fn wire_delta(delta: &Delta) -> WireDelta<'_> {
+    WireDelta {
+        role: delta.first.then_some("assistant"),
+        content: delta.content.as_deref(),
+        reasoning_content: delta.reasoning.as_deref(),
+        reasoning: delta.reasoning.as_deref(),
+        tool_calls: wire_tool_calls(&delta.tool_calls, true),
+    }
+}
+
 impl ResponseMeta {
-    fn chunk<'a>(&'a self, choices: Vec<ChunkChoice<'a>>, usage: Option<Usage>) -> String {
-        to_json(&Chunk {
+    fn wire_chunk<'a>(&'a self, choices: Vec<ChunkChoice<'a>>, usage: Option<Usage>) -> Chunk<'a> {
+        Chunk {
             id: &self.id,
             object: "chat.completion.chunk",
             created: self.created,
@@ -94,22 +104,35 @@ impl ResponseMeta {
             service_tier: self.service_tier,
             choices,
             usage,
-        })
+        }
+    }
+
+    fn chunk<'a>(&'a self, choices: Vec<ChunkChoice<'a>>, usage: Option<Usage>) -> String {
+        to_json(&self.wire_chunk(choices, usage))
+    }
+
+    /// Appends the SSE frame (`data: <chunk>` and a blank line) carrying one delta to `out`,
+    /// serialized in place: a streamed token costs no allocation of its own.
+    pub fn write_delta_frame(&self, delta: &Delta, out: &mut bytes::BytesMut) {
+        use bytes::BufMut as _;
+        out.extend_from_slice(b"data: ");
+        let choices = vec![ChunkChoice {
+            index: 0,
+            delta: wire_delta(delta),
+            finish_reason: None,
+        }];
+        let chunk = self.wire_chunk(choices, None);
+        // Writing plain structs into memory cannot fail (see `to_json`).
+        let _ = serde_json::to_writer(out.writer(), &chunk);
+        out.extend_from_slice(b"\n\n");
     }
 
     /// The chunk carrying one delta.
     pub fn delta_chunk(&self, delta: &Delta) -> String {
-        let wire = WireDelta {
-            role: delta.first.then_some("assistant"),
-            content: delta.content.as_deref(),
-            reasoning_content: delta.reasoning.as_deref(),
-            reasoning: delta.reasoning.as_deref(),
-            tool_calls: wire_tool_calls(&delta.tool_calls, true),
-        };
         self.chunk(
             vec![ChunkChoice {
                 index: 0,
-                delta: wire,
+                delta: wire_delta(delta),
                 finish_reason: None,
             }],
             None,
@@ -247,6 +270,20 @@ mod tests {
         assert_eq!(
             meta().delta_chunk(&d),
             r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1761498924,"model":"llama3.2","service_tier":"default","choices":[{"index":0,"delta":{"role":"assistant","content":"The"},"finish_reason":null}]}"#
+        );
+    }
+
+    #[test]
+    fn a_delta_frame_is_its_chunk_in_sse_framing() {
+        let d = Delta {
+            content: Some("Hi \"you\"".into()),
+            ..Delta::default()
+        };
+        let mut out = bytes::BytesMut::new();
+        meta().write_delta_frame(&d, &mut out);
+        assert_eq!(
+            out,
+            format!("data: {}\n\n", meta().delta_chunk(&d)).as_bytes()
         );
     }
 

@@ -120,9 +120,9 @@ impl JobBoard {
         );
     }
 
-    pub(super) fn token(&self, job_id: &str) {
+    pub(super) fn tokens(&self, job_id: &str, count: u64) {
         if let Some(job) = self.lock().running.get_mut(job_id) {
-            job.tokens += 1;
+            job.tokens += count;
         }
     }
 

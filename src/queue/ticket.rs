@@ -20,6 +20,9 @@ pub struct JobTicket {
     running: Option<CancellationToken>,
     board: Arc<JobBoard>,
     submitted: Instant,
+    /// Tokens read but not yet counted on the board: counted once per burst of events, not
+    /// once per token, so a fast stream does not take the board's lock a thousand times.
+    uncounted: u64,
     report: JobReport,
     on_end: Hook<dyn FnOnce(&JobReport) + Send + Sync>,
     leave_queue: Hook<dyn FnOnce() + Send + Sync>,
@@ -91,6 +94,7 @@ impl JobTicket {
             running: None,
             board,
             submitted: Instant::now(),
+            uncounted: 0,
             report: JobReport::default(),
             on_end: Hook(None),
             leave_queue: Hook(Some(Box::new(leave_queue))),
@@ -110,14 +114,48 @@ impl JobTicket {
     /// The next event; `None` when the job ended without a final event (e.g. a worker crash
     /// the backend could not recover from).
     pub async fn next_event(&mut self) -> Option<JobEvent> {
+        self.count_tokens();
         let event = self.receive().await;
-        match &event {
+        self.note(&event);
+        event
+    }
+
+    /// The next event if one has already arrived, without waiting: a reader drains what is
+    /// ready and writes it in one burst. `None` when nothing is ready (or the events are not
+    /// open yet); the end of the events is left for [`next_event`](Self::next_event) to report.
+    pub fn try_next_event(&mut self) -> Option<JobEvent> {
+        let TicketEvents::Open(events) = &mut self.events else {
+            return None;
+        };
+        let event = events.try_recv().ok()?;
+        let event = Some(event);
+        self.note(&event);
+        event
+    }
+
+    /// Puts the tokens read so far on the board.
+    fn count_tokens(&mut self) {
+        if self.uncounted > 0 {
+            self.board
+                .tokens(&self.job.id, std::mem::take(&mut self.uncounted));
+        }
+    }
+
+    /// What the board and the report learn from one event.
+    fn note(&mut self, event: &Option<JobEvent>) {
+        if !matches!(
+            event,
+            Some(JobEvent::Delta(_) | JobEvent::Embeddings { .. })
+        ) {
+            self.count_tokens();
+        }
+        match event {
             Some(JobEvent::Started { worker, slots }) => {
                 self.board.started(&self.job, worker, *slots);
                 self.report.queue_wait = Some(self.submitted.elapsed());
             }
             Some(JobEvent::Delta(_) | JobEvent::Embeddings { .. }) => {
-                self.board.token(&self.job.id);
+                self.uncounted += 1;
                 if self.report.first_token.is_none() {
                     self.report.first_token = Some(self.submitted.elapsed());
                 }
@@ -139,7 +177,6 @@ impl JobTicket {
                 self.report.end = JobEnd::Lost;
             }
         }
-        event
     }
 
     /// Reads the next event, first waiting for the claim where the backend opens events then.

@@ -9,6 +9,7 @@ use crate::ollama::{ChatStream, OllamaClient, OllamaError};
 use crate::openai::Usage;
 use crate::openai::convert::{Converted, StreamConverter};
 use crate::queue::{Assignment, Job, JobEvent, JobFailure, JobKind};
+use crate::timeline::WorkerStamps;
 
 /// First pause before asking a down or busy Ollama again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -29,11 +30,16 @@ enum Stop {
 
 /// Runs `job` on Ollama and reports every event. Returns when the answer ended, failed, or the
 /// client went away (in which case the Ollama request is dropped, which stops generation).
-pub(super) async fn run(ollama: &OllamaClient, job: &mut dyn Assignment, limits: Limits) {
+pub(super) async fn run(
+    ollama: &OllamaClient,
+    job: &mut dyn Assignment,
+    limits: Limits,
+    stamps: &mut WorkerStamps,
+) {
     let cancelled = job.cancelled();
     let result = tokio::select! {
         () = cancelled.cancelled() => Err(Stop::ClientGone),
-        result = relay(ollama, job, limits) => result,
+        result = relay(ollama, job, limits, stamps) => result,
     };
     match result {
         Ok(()) => {}
@@ -85,14 +91,21 @@ async fn relay(
     ollama: &OllamaClient,
     job: &mut dyn Assignment,
     limits: Limits,
+    stamps: &mut WorkerStamps,
 ) -> Result<(), Stop> {
     let kind = job.job().kind;
+    if stamps.on() {
+        stamps.ollama_sent = crate::timeline::stamp();
+    }
     let body = std::sync::Arc::clone(&job.job().body);
     let stream = match kind {
         JobKind::Chat => call(job.job(), || ollama.chat(&body)).await?,
         JobKind::Generate => call(job.job(), || ollama.generate(&body)).await?,
         JobKind::Embed => {
             let answer = call(job.job(), || ollama.embed(&body)).await?;
+            if stamps.on() {
+                stamps.first_line = crate::timeline::stamp();
+            }
             let usage = Usage::new(answer.prompt_eval_count, 0);
             job.send(JobEvent::Embeddings {
                 vectors: answer.embeddings,
@@ -106,21 +119,24 @@ async fn relay(
             return job.send(finished).await.map_err(|_| Stop::ClientGone);
         }
     };
-    relay_stream(stream, job, limits).await
+    relay_stream(stream, job, limits, stamps).await
 }
 
 async fn relay_stream(
     mut stream: ChatStream,
     job: &mut dyn Assignment,
     limits: Limits,
+    stamps: &mut WorkerStamps,
 ) -> Result<(), Stop> {
-    let stop_at = tokio::time::Instant::now() + limits.generation_timeout;
+    // One timer for the whole answer, not one per object.
+    let stop_at = tokio::time::sleep(limits.generation_timeout);
+    tokio::pin!(stop_at);
     let mut converter = StreamConverter::new();
     let mut deltas = 0u64;
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
-            () = tokio::time::sleep_until(stop_at) => {
+            () = &mut stop_at => {
                 // Dropping the stream stops Ollama; the client gets a clean, truncated answer.
                 tracing::warn!(job = %job.job().id, "generation hit the hard timeout; stopped");
                 let finished = JobEvent::Finished {
@@ -132,6 +148,9 @@ async fn relay_stream(
         };
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Stop::Failed(failure(e)))?;
+        if stamps.on() && stamps.first_line.is_none() {
+            stamps.first_line = crate::timeline::stamp();
+        }
         let outputs = converter.push(chunk).map_err(|e| {
             Stop::Failed(JobFailure::new(
                 502,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ollama::OllamaClient;
 use crate::queue::{Claim, QueueError, WorkQueue, WorkerAnnouncement};
+use crate::timeline::WorkerStamps;
 
 /// How often a worker tells the gateways what it offers.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
@@ -129,7 +130,9 @@ impl Worker {
                     continue;
                 }
             };
-            job::run(&self.ollama, assignment.as_mut(), self.limits).await;
+            let mut stamps = WorkerStamps::claimed_now();
+            job::run(&self.ollama, assignment.as_mut(), self.limits, &mut stamps).await;
+            stamps.log(&job_id);
             assignment.finish().await;
         }
     }

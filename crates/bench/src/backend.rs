@@ -54,7 +54,10 @@ impl Profile {
 /// Starts the fake on a random loopback port.
 pub async fn start() -> std::io::Result<FakeOllama> {
     let config = FakeConfig {
-        models: vec![FakeModel::new(MODEL, &["completion"])],
+        models: vec![
+            FakeModel::new(MODEL, &["completion"]),
+            FakeModel::new(crate::endpoint::EMBED_MODEL, &["embedding"]),
+        ],
         parallel: PARALLEL,
         first_token_delay: Duration::ZERO,
         token_delay: Duration::ZERO,

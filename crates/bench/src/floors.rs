@@ -193,6 +193,7 @@ mod tests {
             processes: Vec::new(),
             errors: 0,
             missing_tokens: 0,
+            breakdown: Vec::new(),
         }
     }
 

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio::time::Instant;
 
+use crate::endpoint::Endpoint;
 use crate::parse::{self, Event};
 
 /// Longest a single request may take before it counts as an error.
@@ -49,14 +50,12 @@ pub struct Target {
 }
 
 impl Target {
-    fn request(&self, stream: bool, prompt: &str) -> Request<Full<Bytes>> {
-        let (path, model) = match self.api {
-            Api::Ollama => ("/api/chat", crate::backend::MODEL),
-            Api::OpenAi(_) => ("/v1/chat/completions", "bench"),
-        };
-        let body = format!(
-            r#"{{"model":"{model}","messages":[{{"role":"user","content":"{prompt}"}}],"stream":{stream}}}"#
-        );
+    fn seadragon(&self) -> bool {
+        matches!(self.api, Api::OpenAi(_))
+    }
+
+    fn request(&self, endpoint: Endpoint, stream: bool, prompt: &str) -> Request<Full<Bytes>> {
+        let (path, body) = endpoint.request(self.seadragon(), stream, prompt);
         let mut builder = Request::post(path)
             .header(HOST, self.addr.to_string())
             .header(CONTENT_TYPE, "application/json");
@@ -89,6 +88,15 @@ pub struct Phase {
     pub stagger: Duration,
     /// Upper bound of recorded requests, whatever the duration.
     pub max_requests: u64,
+    /// The API called.
+    pub endpoint: Endpoint,
+    /// A lone user pauses a random 0 to 1 ms between requests. Without it, a closed loop at
+    /// c=1 locks every request to the phase of the fake's 1 ms timer ticks (each answer ends on
+    /// a tick and the next request follows a fixed delay later), so the time to the first
+    /// token measures whether that delay crosses a tick, not what it is.
+    pub jitter: bool,
+    /// Record wall-clock send and first-token times (for the breakdown).
+    pub wall_clock: bool,
 }
 
 /// What a phase measured. Times are in microseconds.
@@ -112,6 +120,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Users that could not connect.
     pub connect_failures: u64,
+    /// Wall-clock microseconds of each recorded request's send and first token, in order
+    /// (only when the phase asks for them).
+    pub walls: Vec<(u64, u64)>,
 }
 
 impl Outcome {
@@ -124,6 +135,7 @@ impl Outcome {
         self.gaps.extend(other.gaps);
         self.totals.extend(other.totals);
         self.connect_failures += other.connect_failures;
+        self.walls.extend(other.walls);
     }
 }
 
@@ -228,6 +240,9 @@ impl User {
             if self.recorded.fetch_add(1, Ordering::Relaxed) >= self.phase.max_requests {
                 break;
             }
+            if self.phase.jitter {
+                pause_randomly().await;
+            }
             if !self.once(c, &mut outcome).await {
                 // The connection may be unusable after an error: open a fresh one.
                 conn = None;
@@ -242,6 +257,7 @@ impl User {
     /// One request; records it and says whether the connection can be reused.
     async fn once(&self, conn: &mut Conn, outcome: &mut Outcome) -> bool {
         let started = Instant::now();
+        let sent_wall = self.phase.wall_clock.then(wall_us);
         let result = tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(conn, started)).await;
         match result {
             Ok(Ok(answer)) => {
@@ -253,6 +269,9 @@ impl User {
                     outcome.totals.push(micros(started.elapsed()));
                     if let Some(ttft) = answer.ttft {
                         outcome.ttft.push(ttft);
+                        if let Some(sent) = sent_wall {
+                            outcome.walls.push((sent, sent + u64::from(ttft)));
+                        }
                     }
                     outcome.gaps.extend(answer.gaps);
                 } else {
@@ -272,10 +291,11 @@ impl User {
         conn.sender.ready().await.map_err(drop)?;
         let response = conn
             .sender
-            .send_request(
-                self.target
-                    .request(self.phase.stream, &self.expected.prompt),
-            )
+            .send_request(self.target.request(
+                self.phase.endpoint,
+                self.phase.stream,
+                &self.expected.prompt,
+            ))
             .await
             .map_err(drop)?;
         let status = response.status();
@@ -288,6 +308,7 @@ impl User {
         if !self.phase.stream {
             let bytes = body.collect().await.map_err(drop)?.to_bytes();
             let text = match self.target.api {
+                _ if self.phase.endpoint.embeds() => parse::has_embedding(&bytes).then(String::new),
                 Api::Ollama => parse::ollama_answer(&bytes),
                 Api::OpenAi(_) => parse::openai_answer(&bytes),
             };
@@ -305,10 +326,8 @@ impl User {
             text: String::with_capacity(self.expected.text.len()),
             ..Answer::default()
         };
-        let mut splitter = parse::Splitter::new(match self.target.api {
-            Api::Ollama => parse::Framing::Ndjson,
-            Api::OpenAi(_) => parse::Framing::Sse,
-        });
+        let mut splitter =
+            parse::Splitter::new(self.phase.endpoint.framing(self.target.seadragon()));
         let mut last: Option<Instant> = None;
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.map_err(drop)?.into_data() else {
@@ -343,6 +362,25 @@ impl User {
         answer.tokens = count_tokens(&answer.text);
         Ok(answer)
     }
+}
+
+/// Waits a random 0 to 1 ms on a blocking thread: tokio's own timers would round the pause
+/// up to their 1 ms tick and lock the phase again.
+async fn pause_randomly() {
+    let nanos = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    // The clock's low digits are random enough to spread requests over a tick.
+    let pause = Duration::from_micros(nanos.wrapping_mul(2_654_435_761) % 1000);
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(pause)).await;
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Each fake token is one word followed by a space.

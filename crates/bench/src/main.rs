@@ -9,6 +9,8 @@
 //! with the baseline and the floors), [`report`] and [`tables`] (output).
 
 mod backend;
+mod breakdown;
+mod endpoint;
 mod floors;
 mod load;
 mod parse;
@@ -250,6 +252,7 @@ async fn scenarios(
         ollama_url: fake.url(),
         slots: args.slots,
         amqp: None,
+        timeline: false,
     };
     let http = reqwest::Client::new();
     if wants(args, Only::Embedded) {
@@ -267,18 +270,34 @@ async fn scenarios(
         };
         let description = "client -> seadragon serve (embedded queue) -> fake Ollama".to_owned();
         let processes = [serve];
-        out.push(
-            scenario::measure(
-                "embedded",
-                description,
-                &target,
-                &processes,
-                &[bench],
-                fake,
-                plan,
-            )
-            .await,
-        );
+        let mut report = scenario::measure(
+            "embedded",
+            description,
+            &target,
+            &processes,
+            &[bench],
+            fake,
+            plan,
+        )
+        .await;
+        drop(processes);
+        if plan.breakdown() {
+            log("  embedded: breakdown (a serve logging its stages) ...");
+            let setup = spawn::Setup {
+                db: "embedded-timeline.db".into(),
+                timeline: true,
+                ..setup.clone()
+            };
+            let serve = spawn::start(&setup, "serve").await?;
+            spawn::wait_ready(&http, &serve).await?;
+            let key = spawn::user_key(&http, &serve, &setup.admin_key).await?;
+            let target = Target {
+                addr: serve.addr,
+                api: Api::OpenAi(key.into()),
+            };
+            report.breakdown = breakdown::run(&target, &[serve], fake, args.quick).await;
+        }
+        out.push(report);
     }
     if wants(args, Only::Rabbitmq) {
         let description =
@@ -292,6 +311,7 @@ async fn scenarios(
                 processes: Vec::new(),
                 errors: 0,
                 missing_tokens: 0,
+                breakdown: Vec::new(),
             }),
             Some(url) => {
                 log("rabbitmq: seadragon gateway + worker ...");
@@ -312,18 +332,36 @@ async fn scenarios(
                 // A broker on this machine shares its cores; count it when it can be found.
                 let mut others = vec![bench];
                 others.extend(procstat::local_broker().map(|pid| ("broker", pid)));
-                out.push(
-                    scenario::measure(
-                        "rabbitmq",
-                        description.to_owned(),
-                        &target,
-                        &processes,
-                        &others,
-                        fake,
-                        plan,
-                    )
-                    .await,
-                );
+                let mut report = scenario::measure(
+                    "rabbitmq",
+                    description.to_owned(),
+                    &target,
+                    &processes,
+                    &others,
+                    fake,
+                    plan,
+                )
+                .await;
+                drop(processes);
+                if plan.breakdown() {
+                    log("  rabbitmq: breakdown (a gateway and a worker logging their stages) ...");
+                    let setup = spawn::Setup {
+                        db: "rabbitmq-timeline.db".into(),
+                        timeline: true,
+                        ..setup.clone()
+                    };
+                    let worker = spawn::start(&setup, "worker").await?;
+                    let gateway = spawn::start(&setup, "gateway").await?;
+                    spawn::wait_ready(&http, &gateway).await?;
+                    let key = spawn::user_key(&http, &gateway, &setup.admin_key).await?;
+                    let target = Target {
+                        addr: gateway.addr,
+                        api: Api::OpenAi(key.into()),
+                    };
+                    report.breakdown =
+                        breakdown::run(&target, &[gateway, worker], fake, args.quick).await;
+                }
+                out.push(report);
             }
         }
     }

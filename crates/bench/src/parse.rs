@@ -35,6 +35,9 @@ pub enum Event {
 pub struct Splitter {
     framing: Framing,
     buffer: Vec<u8>,
+    /// Where the unread bytes start: events are read in place and the buffer is compacted
+    /// only when new bytes arrive, so a burst of many events costs no repeated shifting.
+    start: usize,
     /// Where the search for the next separator resumes, so no byte is scanned twice.
     scanned: usize,
 }
@@ -45,12 +48,16 @@ impl Splitter {
         Self {
             framing,
             buffer: Vec::new(),
+            start: 0,
             scanned: 0,
         }
     }
 
     /// Adds bytes as they arrived.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.drain(..self.start);
+        self.scanned -= self.start.min(self.scanned);
+        self.start = 0;
         self.buffer.extend_from_slice(bytes);
     }
 
@@ -60,7 +67,10 @@ impl Splitter {
             Framing::Sse => b"\n\n",
             Framing::Ndjson => b"\n",
         };
-        let from = self.scanned.saturating_sub(separator.len() - 1);
+        let from = self
+            .scanned
+            .saturating_sub(separator.len() - 1)
+            .max(self.start);
         let Some(at) = self.buffer[from..]
             .windows(separator.len())
             .position(|w| w == separator)
@@ -69,12 +79,13 @@ impl Splitter {
             return None;
         };
         let end = from + at;
+        let bytes = &self.buffer[self.start..end];
         let event = match self.framing {
-            Framing::Sse => sse_event(&self.buffer[..end]),
-            Framing::Ndjson => ndjson_event(&self.buffer[..end]),
+            Framing::Sse => sse_event(bytes),
+            Framing::Ndjson => ndjson_event(bytes),
         };
-        self.buffer.drain(..end + separator.len());
-        self.scanned = 0;
+        self.start = end + separator.len();
+        self.scanned = self.start;
         Some(event)
     }
 }
@@ -92,6 +103,9 @@ struct OpenAiChoice<'a> {
     delta: Option<Content<'a>>,
     #[serde(borrow, default)]
     message: Option<Content<'a>>,
+    /// `/v1/completions` carries its text here.
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -104,12 +118,48 @@ struct Content<'a> {
 struct OllamaObject<'a> {
     #[serde(borrow, default)]
     message: Option<Content<'a>>,
+    /// `/api/generate` carries its text here.
+    #[serde(borrow, default)]
+    response: Option<Cow<'a, str>>,
     #[serde(default)]
     done: bool,
     error: Option<IgnoredAny>,
 }
 
+/// A Responses API event (`event: <type>` then `data: <json>`).
+#[derive(Deserialize)]
+struct ResponsesEvent<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Cow<'a, str>>,
+}
+
+fn responses_event(event: &[u8]) -> Event {
+    let text = String::from_utf8_lossy(event);
+    let mut lines = text.lines();
+    let kind = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("event: ");
+    let data = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("data: ");
+    match kind {
+        "response.output_text.delta" => serde_json::from_str::<ResponsesEvent<'_>>(data)
+            .ok()
+            .and_then(|e| e.delta)
+            .filter(|t| !t.is_empty())
+            .map_or(Event::Other, |t| Event::Token(t.into_owned())),
+        "response.completed" => Event::Done,
+        "error" | "response.failed" => Event::Error,
+        _ => Event::Other,
+    }
+}
+
 fn sse_event(event: &[u8]) -> Event {
+    if event.starts_with(b"event: ") {
+        return responses_event(event);
+    }
     let Some(data) = event.strip_prefix(b"data: ") else {
         // A comment (`: queued ...`) or an empty keep-alive.
         return Event::Other;
@@ -122,8 +172,7 @@ fn sse_event(event: &[u8]) -> Event {
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.delta)
-            .and_then(|d| d.content)
+            .and_then(|c| c.delta.and_then(|d| d.content).or(c.text))
             .filter(|t| !t.is_empty())
             .map_or(Event::Other, |t| Event::Token(t.into_owned())),
         _ => Event::Error,
@@ -136,6 +185,7 @@ fn ndjson_event(line: &[u8]) -> Event {
             let text = object
                 .message
                 .and_then(|m| m.content)
+                .or(object.response)
                 .filter(|t| !t.is_empty());
             match (text, object.done) {
                 (Some(t), false) => Event::Token(t.into_owned()),
@@ -146,6 +196,17 @@ fn ndjson_event(line: &[u8]) -> Event {
         }
         _ => Event::Error,
     }
+}
+
+/// Whether an embeddings answer (OpenAI's `data` or Ollama's `embeddings`) holds a vector.
+pub fn has_embedding(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let first = v["data"][0]["embedding"]
+        .as_array()
+        .or_else(|| v["embeddings"][0].as_array());
+    first.is_some_and(|e| !e.is_empty())
 }
 
 /// The text of a `chat.completion` object.

@@ -140,6 +140,8 @@ pub struct ScenarioReport {
     pub errors: u64,
     /// Missing tokens over all phases.
     pub missing_tokens: u64,
+    /// Where the time to the first token goes, stage by stage (Seadragon scenarios).
+    pub breakdown: Vec<crate::breakdown::Stage>,
 }
 
 /// One floor the issue sets, and whether this run met it.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use fake_ollama::FakeOllama;
 
 use crate::backend::Profile;
+use crate::endpoint::Endpoint;
 use crate::load::{self, Expected, Phase, Target};
 use crate::procstat;
 use crate::report::{Dist, PhaseReport, ProcessReport, ProfileReport, ScenarioReport};
@@ -41,6 +42,14 @@ const LONG: Profile = Profile {
     gap: Duration::ZERO,
 };
 
+/// A short streamed answer, for the per-API phases and the breakdown: many samples at c=1
+/// in a few seconds, still with a first token that takes a while.
+pub const SHORT: Profile = Profile {
+    first_token: Duration::from_millis(20),
+    tokens: 10,
+    gap: Duration::from_millis(2),
+};
+
 /// One phase's settings.
 #[derive(Debug, Clone)]
 struct Spec {
@@ -59,6 +68,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the stage breakdown runs: in a full run, or when asked for as a phase.
+    pub fn breakdown(&self) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == "breakdown")
+    }
+
     /// The phase names, in the order they run.
     pub fn phase_names() -> Vec<&'static str> {
         Self {
@@ -68,6 +82,7 @@ impl Plan {
         .specs()
         .iter()
         .map(|s| s.name)
+        .chain(["breakdown"])
         .collect()
     }
 
@@ -94,7 +109,15 @@ impl Plan {
                     Duration::ZERO
                 },
                 max_requests: MAX_REQUESTS,
+                endpoint: Endpoint::Chat,
+                jitter: users == 1,
+                wall_clock: false,
             },
+        };
+        let api = |name, endpoint, users, stream, profile| {
+            let mut s = spec(name, profile, users, stream, secs(8, 0.5), true);
+            s.phase.endpoint = endpoint;
+            s
         };
         let realistic = Profile {
             tokens: if self.quick { 20 } else { REALISTIC.tokens },
@@ -125,8 +148,16 @@ impl Plan {
                     // All at once: this phase is about holding 1,000 streams open together.
                     stagger: Duration::ZERO,
                     max_requests: MAX_REQUESTS,
+                    endpoint: Endpoint::Chat,
+                    jitter: false,
+                    wall_clock: false,
                 },
             },
+            api("api_chat_c1", Endpoint::Chat, 1, true, SHORT),
+            api("api_completions_c1", Endpoint::Completions, 1, true, SHORT),
+            api("api_responses_c1", Endpoint::Responses, 1, true, SHORT),
+            api("api_generate_c1", Endpoint::Generate, 1, true, SHORT),
+            api("embeddings_c64", Endpoint::Embeddings, 64, false, INSTANT),
         ];
         all.into_iter()
             .filter(|s| self.phases.is_empty() || self.phases.iter().any(|p| p == s.name))
@@ -182,10 +213,18 @@ pub async fn measure(
         }
         crate::report::log(&format!("  {name}: {} ...", spec.name));
         spec.profile.apply(fake);
-        let expected = Expected {
-            prompt: spec.profile.prompt().into(),
-            text: spec.profile.expected_text().into(),
-            tokens: spec.profile.tokens,
+        let expected = if spec.phase.endpoint.embeds() {
+            Expected {
+                prompt: "hello".into(),
+                text: "".into(),
+                tokens: 0,
+            }
+        } else {
+            Expected {
+                prompt: spec.profile.prompt().into(),
+                text: spec.profile.expected_text().into(),
+                tokens: spec.profile.tokens,
+            }
         };
         let cpu_before = cpu(&watched);
         let outcome = if spec.phase.once {
@@ -253,6 +292,7 @@ pub async fn measure(
         missing_tokens: phases.iter().map(|p| p.missing_tokens).sum(),
         phases,
         processes,
+        breakdown: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -92,6 +93,8 @@ pub struct Setup {
     pub slots: usize,
     /// RabbitMQ URL and name prefix, for the distributed roles.
     pub amqp: Option<(String, String)>,
+    /// Log the per-request stage stamps (`seadragon::timeline` at debug) and keep them.
+    pub timeline: bool,
 }
 
 /// A running `seadragon` process; killed when dropped.
@@ -102,6 +105,8 @@ pub struct Process {
     pub role: &'static str,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its `seadragon::timeline` lines, when the setup asked for them.
+    pub timeline: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -142,7 +147,14 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
         .env_clear()
         // Warnings only, plus the one line that says where it listens; not the per-request
         // failure lines, which readiness polls (503 until a worker announces itself) set off.
-        .env("RUST_LOG", "warn,seadragon::app=info,tower_http=off")
+        .env(
+            "RUST_LOG",
+            if setup.timeline {
+                "warn,seadragon::app=info,tower_http=off,seadragon::timeline=debug"
+            } else {
+                "warn,seadragon::app=info,tower_http=off"
+            },
+        )
         .env("SEADRAGON_LISTEN", "127.0.0.1:0")
         .env(
             "SEADRAGON_DATABASE_URL",
@@ -163,6 +175,8 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
     let mut child = command.spawn().ctx("cannot start seadragon")?;
     let stderr = child.stderr.take().ctx_none("no stderr pipe")?;
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let timeline = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&timeline);
     // A plain thread reads the log: the address once, then warnings, so the pipe never fills.
     std::thread::spawn(move || {
         let mut tx = Some(tx);
@@ -176,6 +190,10 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
                         .unwrap_or_default()
                         .to_owned(),
                 );
+            } else if line.contains(" seadragon::timeline: ") {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line);
+                }
             } else {
                 crate::report::log(&format!("[{role}] {line}"));
             }
@@ -185,6 +203,7 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
         child,
         role,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        timeline,
     };
     let addr = tokio::time::timeout(START_TIMEOUT, rx)
         .await

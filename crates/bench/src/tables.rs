@@ -153,6 +153,7 @@ pub fn scenario(s: &ScenarioReport) -> String {
             "short_jobs" => format!("{} jobs/s", thousands(phase.requests_per_s)),
             "long_answers" => format!("{} tokens/s", thousands(phase.tokens_per_s)),
             "ttft_c64" => format!("{} requests/s", thousands(phase.requests_per_s)),
+            "embeddings_c64" => format!("{} embeddings/s", thousands(phase.requests_per_s)),
             _ => continue,
         };
         rows.push(vec![
@@ -172,9 +173,34 @@ pub fn scenario(s: &ScenarioReport) -> String {
             format!("idle {}", mb(p.rss_idle_mb)),
             format!("1,000 streams {}", mb(p.rss_1000_streams_mb)),
             format!("after load {}", mb(p.rss_after_mb)),
+            match (p.rss_idle_mb, p.rss_1000_streams_mb) {
+                (Some(idle), Some(peak)) => {
+                    format!("{:.0} KB per open stream", (peak - idle) * 1024.0 / 1000.0)
+                }
+                _ => String::new(),
+            },
         ]);
     }
     out.push_str(&table(&rows));
+    if !s.breakdown.is_empty() {
+        let mut rows = vec![vec![
+            "first token, stage by stage (ms, c=1)".to_owned(),
+            "n".to_owned(),
+            "p50".to_owned(),
+            "p90".to_owned(),
+            "p99".to_owned(),
+        ]];
+        for stage in &s.breakdown {
+            rows.push(vec![
+                stage.stage.to_owned(),
+                stage.ms.n.to_string(),
+                format!("{:.3}", stage.ms.p50),
+                format!("{:.3}", stage.ms.p90),
+                format!("{:.3}", stage.ms.p99),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
     let _ = writeln!(
         out,
         "errors {}, missing tokens {} (must both be 0)",

@@ -2,7 +2,6 @@
 //! any other (the caller's tier, limits, aliases, `default`), and its events are written back
 //! as Ollama writes them: NDJSON unless `stream: false`, then one object.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -10,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use super::{JSON, refuse};
 use crate::api::answer;
@@ -76,6 +76,11 @@ struct Ndjson {
     meta: NativeMeta,
 }
 
+fn push_line(out: &mut BytesMut, json: &str) {
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\n");
+}
+
 fn line(json: String) -> Bytes {
     let mut bytes = json.into_bytes();
     bytes.push(b'\n');
@@ -85,11 +90,11 @@ fn line(json: String) -> Bytes {
 impl Render for Ndjson {
     const CONTENT_TYPE: &'static str = "application/x-ndjson";
 
-    fn event(&mut self, event: JobEvent, out: &mut VecDeque<Bytes>) -> bool {
+    fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool {
         match event {
             JobEvent::Delta(delta) => {
                 if let Some(json) = self.meta.delta(&delta) {
-                    out.push_back(line(json));
+                    push_line(out, &json);
                 }
             }
             JobEvent::Finished {
@@ -97,7 +102,7 @@ impl Render for Ndjson {
                 usage,
             } => {
                 let done = self.meta.done(&Whole::default(), &finish_reason, usage);
-                out.push_back(line(done));
+                push_line(out, &done);
                 return true;
             }
             JobEvent::Started { .. } | JobEvent::Embeddings { .. } | JobEvent::Failed(_) => {}
