@@ -26,6 +26,7 @@ mod responses;
 pub mod state;
 mod stream;
 mod submit;
+mod turn;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

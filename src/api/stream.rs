@@ -9,9 +9,10 @@
 //! comments, so like Ollama itself it sends nothing, headers included, until the first event.
 //! The body owns the job's ticket, so a client that disconnects cancels its job.
 //!
-//! Each wake-up writes everything that is ready: the event that woke the stream and every
-//! event already behind it go out as one body chunk (one write), so a fast answer costs one
-//! wake-up and one write per burst rather than per token, and no token waits for another.
+//! Each wake-up writes everything that is ready: the event that woke the stream, and every
+//! event the worker relays while the other ready tasks of this thread take their turn, go out
+//! as one body chunk (one write). A fast answer costs one wake-up and one write per burst
+//! rather than per token; no token waits for a timer or for a token not yet read from Ollama.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -95,6 +96,7 @@ pub async fn respond<R: Render>(
         hard_stop: Box::pin(state.hard_stop.clone().cancelled_owned()),
         stamps,
         first_token_pending: false,
+        answered: false,
         _in_flight: in_flight,
     };
     match first {
@@ -126,6 +128,12 @@ pub async fn respond<R: Render>(
         .into_response())
 }
 
+/// The longest a token waits for others to share its write.
+const MAX_HOLD: Duration = Duration::from_micros(200);
+
+/// Bytes after which a burst is written without waiting for more.
+const MAX_BURST: usize = 8 * 1024;
+
 struct Stream<R> {
     render: R,
     ticket: JobTicket,
@@ -145,6 +153,8 @@ struct Stream<R> {
     stamps: GatewayStamps,
     /// The first token is in `pending`: stamp it when it leaves.
     first_token_pending: bool,
+    /// A token was rendered: the time to the first token is behind us.
+    answered: bool,
     /// The key's place among its concurrent requests, held as long as the stream.
     _in_flight: InFlight,
 }
@@ -174,8 +184,12 @@ impl<R: Render> Stream<R> {
             }
             tokio::select! {
                 event = self.ticket.next_event() => {
+                    let answered = self.answered;
                     self.on_event(event);
                     self.drain_ready();
+                    if answered {
+                        self.gather().await;
+                    }
                     let next = Instant::now() + self.keepalive;
                     self.silence.as_mut().reset(next);
                 }
@@ -189,13 +203,35 @@ impl<R: Render> Stream<R> {
         }
     }
 
-    /// Renders every event that has already arrived, so they leave in one write.
-    fn drain_ready(&mut self) {
+    /// Renders every event that has already arrived, so they leave in one write; returns
+    /// how many there were.
+    fn drain_ready(&mut self) -> usize {
+        let mut drained = 0;
         while !self.done {
             let Some(event) = self.ticket.try_next_event() else {
-                return;
+                break;
             };
             self.on_event(Some(event));
+            drained += 1;
+        }
+        drained
+    }
+
+    /// While the worker is relaying a burst, lets it go on for a few turns of the scheduler
+    /// and takes what it relayed into the same write. Each Ollama object costs the worker a
+    /// hand-off from its connection's task, so tokens that arrived together reach this
+    /// stream one turn apart; writing at each turn would cost one write, and one TCP
+    /// segment, per token. Stops at the first turn that brought nothing (so a lone token,
+    /// like each one of a model's paced answer, waits only one turn) or after [`MAX_HOLD`].
+    async fn gather(&mut self) {
+        let since = std::time::Instant::now();
+        while !self.done && self.pending.len() < MAX_BURST && since.elapsed() < MAX_HOLD {
+            // A turn of this thread, never a timer: the task runs again once every task
+            // that was ready has run.
+            super::turn::next_turn().await;
+            if self.drain_ready() == 0 {
+                return;
+            }
         }
     }
 
@@ -204,6 +240,7 @@ impl<R: Render> Stream<R> {
             Some(JobEvent::Started { .. }) => self.running = true,
             Some(JobEvent::Failed(failure)) => self.fail(&ApiError::from(failure)),
             Some(event) => {
+                self.answered = true;
                 if self.stamps.first_frame.is_none()
                     && self.stamps.queued.is_some()
                     && matches!(event, JobEvent::Delta(_) | JobEvent::Embeddings { .. })
