@@ -61,6 +61,17 @@ fn floors(report: &Report) -> Vec<Floor> {
             .map(|[_, _, p99]| p99)
     };
     let jobs = |name: &str| phase(name, "short_jobs").map(|p| p.requests_per_s);
+    let ttft_c1 = |name: &str, at: usize| {
+        phase(name, "ttft_c1")
+            .and_then(|p| p.added.as_ref())
+            .and_then(|a| a.ttft_ms)
+            .map(|added| added[at])
+    };
+    let long = |name: &str| phase(name, "long_answers");
+    let long_cpu = long("embedded").and_then(|p| p.cpu_s_per_1k.get("serve").copied());
+    let long_gap = long("embedded")
+        .and_then(|p| p.added.as_ref())
+        .and_then(|a| a.gap_p99_ms);
     let verdict = |ok: bool| if ok { Verdict::Met } else { Verdict::Missed };
     let most = move |limit: f64| move |v: f64| verdict(v <= limit);
     let least = move |limit: f64| move |v: f64| verdict(v >= limit);
@@ -90,6 +101,42 @@ fn floors(report: &Report) -> Vec<Floor> {
         .zip(at(10))
         .map(|(deep, shallow)| deep.dispatch_us.p50 / shallow.dispatch_us.p50.max(1e-3));
     let mut out = vec![
+        floor(
+            "embedded: added TTFT p50 at c=1 (ms)",
+            "<= 0.25",
+            ttft_c1("embedded", 0),
+            &added_most(0.25),
+        ),
+        floor(
+            "embedded: added TTFT p99 at c=1 (ms)",
+            "<= 0.5",
+            ttft_c1("embedded", 2),
+            &added_most(0.5),
+        ),
+        floor(
+            "embedded: tokens per second, 1,000-token answers",
+            ">= 500000",
+            long("embedded").map(|p| p.tokens_per_s),
+            &least(500_000.0),
+        ),
+        floor(
+            "embedded: CPU s of serve per 1,000 such answers",
+            "<= 2.0",
+            long_cpu,
+            &most(2.0),
+        ),
+        floor(
+            "embedded: added token gap p99 in those answers (ms)",
+            "<= 0.5",
+            long_gap,
+            &added_most(0.5),
+        ),
+        floor(
+            "rabbitmq: added TTFT p50 at c=1 (ms)",
+            "<= 1.0",
+            ttft_c1("rabbitmq", 0),
+            &added_most(1.0),
+        ),
         floor(
             "embedded: added TTFT p99 at c=64 (ms)",
             "<= 1",
@@ -211,7 +258,11 @@ mod tests {
             floors: Vec::new(),
         };
         finish(&mut report);
-        report.floors[0].verdict
+        report
+            .floors
+            .iter()
+            .find(|f| f.what.starts_with("embedded: added TTFT p99 at c=64"))
+            .map_or(Verdict::NotRun, |f| f.verdict)
     }
 
     #[test]
