@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::client::Outcome;
 use crate::fleet::{Fleet, FleetSpec};
-use crate::tally::{Record, Summary};
+use crate::tally::{Record, judge};
 use crate::traffic::{Traffic, busy_and_queued, recovers};
 use crate::with_cluster;
 
@@ -25,7 +25,12 @@ async fn closing_every_connection_makes_every_client_reconnect_and_loses_nothing
         let mut records = recovers(&fleet, "every connection was closed").await;
         fleet.wait_ready().await;
         records.extend(traffic.finish().await);
-        Summary::of(&records, &fleet.runs()).assert_sound("close_all_connections", &fleet.logs);
+        judge(
+            "close_all_connections",
+            &records,
+            &fleet.runs(),
+            &fleet.logs,
+        );
     })
     .await;
 }
@@ -63,7 +68,7 @@ async fn a_memory_alarm_refuses_or_queues_new_work_and_runs_the_queued_jobs_afte
                 fleet.logs.display()
             );
         }
-        Summary::of(&records, &fleet.runs()).assert_sound("memory alarm", &fleet.logs);
+        judge("memory alarm", &records, &fleet.runs(), &fleet.logs);
     })
     .await;
 }
@@ -106,7 +111,7 @@ async fn a_worker_killed_mid_job_fails_only_its_stream_and_the_queue_runs_on() {
             "the stream cut by the kill: {victim:?}"
         );
         one_generation_per_slot(&fleet);
-        Summary::of(&records, &fleet.runs()).assert_sound("worker killed", &fleet.logs);
+        judge("worker killed", &records, &fleet.runs(), &fleet.logs);
     })
     .await;
 }
@@ -138,8 +143,12 @@ async fn a_worker_killed_before_its_first_token_has_its_job_run_elsewhere_once()
         fleet.wait_ready().await;
         records.extend(recovers(&fleet, "worker-1 restarted").await);
         one_generation_per_slot(&fleet);
-        Summary::of(&records, &fleet.runs())
-            .assert_sound("worker killed before its first token", &fleet.logs);
+        judge(
+            "worker killed before its first token",
+            &records,
+            &fleet.runs(),
+            &fleet.logs,
+        );
     })
     .await;
 }

@@ -7,8 +7,9 @@
 //! - `rabbit`: the cluster (booted once for the whole binary, torn down when it exits);
 //! - `fleet`: the `seadragon` processes and their fakes;
 //! - `client`, `traffic`, `tally`: requests, their outcomes, and the books;
-//! - `node_faults`, `client_faults`: the fault tests; `soak`: the long run with random faults
-//!   (ignored by default, `scripts/soak.sh` runs it).
+//! - `node_faults`, `client_faults`: the fault tests;
+//! - `soak`, `chaos`: the long run with faults fired along the way (ignored by default,
+//!   `scripts/soak.sh` runs it).
 //!
 //! The tests take turns on the one cluster; each starts by bringing it back to three healthy
 //! nodes, whatever the previous one left.
@@ -22,6 +23,7 @@
     dead_code
 )]
 
+mod chaos;
 mod client;
 mod client_faults;
 #[path = "../api/fake_ollama.rs"]

@@ -1,32 +1,18 @@
 //! Broker nodes dying: the node leading the job queues, and two of the three nodes at once.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::client::Outcome;
 use crate::fleet::{Fleet, FleetSpec};
-use crate::rabbit::RabbitCluster;
-use crate::tally::{Record, Summary};
+use crate::tally::{Record, judge};
 use crate::traffic::{Traffic, busy_and_queued, recovers};
 use crate::with_cluster;
 
 const LIMIT: Duration = Duration::from_secs(240);
 /// Tokens of a stream that keeps every slot busy through the fault (10 ms each).
 const LONG: usize = 600;
-
-/// The node leading most of the fleet's job queues (quorum), or holding them (classic).
-pub async fn job_queue_leader(cluster: &RabbitCluster, fleet: &Fleet) -> usize {
-    let placements = cluster.placements(&format!("{}.jobs", fleet.prefix)).await;
-    let mut led: BTreeMap<usize, usize> = BTreeMap::new();
-    for placement in &placements {
-        *led.entry(placement.node).or_default() += 1;
-    }
-    let leader = led.iter().max_by_key(|(_, n)| **n).map(|(node, _)| *node);
-    eprintln!("job queues: {placements:?}");
-    leader.unwrap_or_else(|| panic!("no job queue of {} on the cluster", fleet.prefix))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs replicated job queues: a classic job queue is unavailable while its node is down"]
@@ -35,15 +21,19 @@ async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
         let fleet = Fleet::start(cluster, "leader_node_killed", &FleetSpec::default()).await;
         let mut traffic = Traffic::new();
         busy_and_queued(&fleet, &mut traffic, LONG, 6).await;
-        let leader = job_queue_leader(cluster, &fleet).await;
+        let leader = cluster.job_queue_leader(&fleet.prefix).await;
         cluster.kill(leader).await;
         // Two nodes of three are a majority: work goes on while the third is away.
         let mut records = recovers(&fleet, "the leader's node was killed").await;
         cluster.start(leader).await;
         records.extend(recovers(&fleet, "the leader's node came back").await);
         records.extend(traffic.finish().await);
-        Summary::of(&records, &fleet.runs())
-            .assert_sound("job queues' leader node killed", &fleet.logs);
+        judge(
+            "job queues' leader node killed",
+            &records,
+            &fleet.runs(),
+            &fleet.logs,
+        );
     })
     .await;
 }
@@ -55,7 +45,7 @@ async fn losing_two_of_three_nodes_refuses_new_work_promptly_and_loses_nothing_a
         let fleet = Fleet::start(cluster, "two_nodes_lost", &FleetSpec::default()).await;
         let mut traffic = Traffic::new();
         busy_and_queued(&fleet, &mut traffic, LONG, 6).await;
-        let leader = job_queue_leader(cluster, &fleet).await;
+        let leader = cluster.job_queue_leader(&fleet.prefix).await;
         let second = if leader == 1 { 2 } else { 1 };
         cluster.kill(leader).await;
         cluster.kill(second).await;
@@ -65,7 +55,12 @@ async fn losing_two_of_three_nodes_refuses_new_work_promptly_and_loses_nothing_a
         records.extend(recovers(&fleet, "a second node came back").await);
         cluster.start(leader).await;
         records.extend(traffic.finish().await);
-        Summary::of(&records, &fleet.runs()).assert_sound("two of three nodes killed", &fleet.logs);
+        judge(
+            "two of three nodes killed",
+            &records,
+            &fleet.runs(),
+            &fleet.logs,
+        );
     })
     .await;
 }

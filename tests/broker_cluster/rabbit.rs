@@ -7,6 +7,7 @@
 //! `kill -9` included. The guard also kills the `seadragon` processes registered with
 //! [`RabbitCluster::own`], which would otherwise outlive a killed test run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -199,6 +200,19 @@ impl RabbitCluster {
                 })
             })
             .collect()
+    }
+
+    /// The node leading most of the job queues under `prefix` (quorum), or holding them
+    /// (classic).
+    pub async fn job_queue_leader(&self, prefix: &str) -> usize {
+        let placements = self.placements(&format!("{prefix}.jobs")).await;
+        let mut led: BTreeMap<usize, usize> = BTreeMap::new();
+        for placement in &placements {
+            *led.entry(placement.node).or_default() += 1;
+        }
+        eprintln!("job queues: {placements:?}");
+        let leader = led.iter().max_by_key(|(_, n)| **n).map(|(node, _)| *node);
+        leader.unwrap_or_else(|| panic!("no job queue under {prefix} on the cluster"))
     }
 
     /// Brings the cluster back to three serving nodes without alarms, whatever the last test

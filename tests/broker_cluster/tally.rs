@@ -18,6 +18,9 @@ pub struct Record {
     pub refusals: Vec<u16>,
     /// The gateway it talked to was killed while it ran: a cut connection is then expected.
     pub gateway_died: bool,
+    /// Prompts of the attempts refused before this one (each attempt has its own, so a
+    /// refused attempt that ran anyway shows as a second run of the same client request).
+    pub earlier_prompts: Vec<String>,
 }
 
 impl Record {
@@ -28,6 +31,7 @@ impl Record {
             outcome,
             refusals: Vec::new(),
             gateway_died: false,
+            earlier_prompts: Vec::new(),
         }
     }
 }
@@ -118,7 +122,8 @@ impl Summary {
             }
         }
         for record in records {
-            if runs.finished(&record.prompt) > 1 {
+            let attempts = record.earlier_prompts.iter().chain([&record.prompt]);
+            if attempts.map(|p| runs.finished(p)).sum::<usize>() > 1 {
                 summary.run_twice.push(format!(
                     "{} ({}): {:?}; on the fakes: {}",
                     record.label,
@@ -183,6 +188,28 @@ impl Summary {
             logs.display()
         );
     }
+}
+
+/// Writes every request's outcome to `requests.txt` in `logs`, sums them up, prints the
+/// report and fails the test unless the books are sound; returns the summary.
+pub fn judge(title: &str, records: &[Record], runs: &Runs, logs: &std::path::Path) -> Summary {
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{:?}\trefused {:?}\t{}",
+                r.label,
+                r.prompt,
+                r.outcome,
+                r.refusals,
+                runs.of(&r.prompt)
+            )
+        })
+        .collect();
+    std::fs::write(logs.join("requests.txt"), lines.join("\n") + "\n").unwrap();
+    let summary = Summary::of(records, runs);
+    summary.assert_sound(title, logs);
+    summary
 }
 
 /// The reason with every word holding a digit blanked, so errors group by kind, not by job.
