@@ -3,7 +3,8 @@
 # Debian's chromium and npm (the dashboard is tested in a headless browser). This script
 # installs whichever is missing (as root, with apt-get; otherwise it says what to install),
 # boots a RabbitMQ node of its own on free ports unless SEADRAGON_TEST_AMQP_URL names a broker,
-# runs `cargo test --locked` with any arguments given, and stops the node again.
+# runs `cargo test --locked --workspace` (the product, the fake Ollama and the benchmark) with
+# any arguments given, and stops the node again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,4 @@ if [ -z "${SEADRAGON_TEST_AMQP_URL:-}" ]; then
     ci_rabbit_start
 fi
 
-cargo test --locked "$@"
+cargo test --locked --workspace "$@"

@@ -1,8 +1,8 @@
 //! The real `seadragon` binary: start-up, the admin key printed once, serving, SIGTERM.
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::chat;
 use crate::process::{Process, spawn};
 

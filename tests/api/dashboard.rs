@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::chat;
 use crate::process::{Process, spawn};
 

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, assert_ends_with_error};
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::{chat, data_json, sse_frames};
 
 async fn all_ok(handles: Vec<JoinHandle<(u16, Value)>>) {
@@ -130,15 +130,7 @@ async fn a_long_stream_comes_back_complete_and_in_order() {
                 .map(str::to_owned)
         })
         .collect();
-    let expected: String = (0..300)
-        .map(|i| {
-            if i == 0 {
-                "tok0".to_owned()
-            } else {
-                format!(" tok{i}")
-            }
-        })
-        .collect();
+    let expected = fake_ollama::numbered_text(300);
     assert_eq!(text, expected);
 }
 
@@ -295,7 +287,7 @@ async fn a_job_whose_client_left_while_queued_never_reaches_ollama() {
 
 #[tokio::test]
 async fn jobs_go_only_to_workers_whose_ollama_has_their_model() {
-    use crate::fake_ollama::FakeModel;
+    use fake_ollama::FakeModel;
     let c = Cluster::new();
     let only = |name: &str| FakeConfig {
         models: vec![FakeModel::new(name, &["completion", "tools"])],

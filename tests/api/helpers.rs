@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
+use fake_ollama::{FakeConfig, FakeOllama};
 use seadragon::config::{TierConfig, default_tiers};
 use seadragon::queue::QueueSnapshot;
 use seadragon::{App, Config};
 use serde_json::{Value, json};
-
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 
 /// The bootstrap admin key every test app accepts.
 pub const ADMIN_KEY: &str = "sk-sd-test-admin-secret-4f9c2b7e1a";

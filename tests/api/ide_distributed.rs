@@ -2,10 +2,10 @@
 //! another process. Every kind of job (generate, embed, chat for the Responses API) crosses
 //! the broker, and Ollama discovery answers from the workers' announcements.
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::ide_openai::ide_fake;
 
 #[tokio::test]

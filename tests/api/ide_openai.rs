@@ -4,9 +4,9 @@
 //! and the chat fields Roo, Zed, Continue and Copilot add that must not be refused.
 
 use base64::Engine;
+use fake_ollama::{FakeConfig, FakeModel};
 use serde_json::{Value, json};
 
-use crate::fake_ollama::{FakeConfig, FakeModel};
 use crate::helpers::{Options, TestApp, data_json, openai_error, spawn_with, sse_frames};
 
 /// The default fake plus a coder model that does fill-in-the-middle and an embedding model.

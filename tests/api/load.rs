@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use fake_ollama::FakeConfig;
 use futures_util::future::join_all;
 
-use crate::fake_ollama::FakeConfig;
 use crate::helpers::{Options, chat, data_json, spawn_with, sse_frames, tier};
 
 #[tokio::test]
@@ -28,15 +28,7 @@ async fn five_hundred_concurrent_streams_across_tiers_all_complete() {
         app.key("pro").await,
         app.key("enterprise").await,
     ];
-    let expected: String = (0..20)
-        .map(|i| {
-            if i == 0 {
-                "tok0".to_owned()
-            } else {
-                format!(" tok{i}")
-            }
-        })
-        .collect();
+    let expected = fake_ollama::numbered_text(20);
     let clients = (0..500).map(|i| {
         let (app, key, expected) = (&app, &keys[i % 3], &expected);
         async move {

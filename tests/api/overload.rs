@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_ollama::FakeConfig;
 use seadragon::config::TierConfig;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::fake_ollama::FakeConfig;
 use crate::helpers::{Options, TestApp, chat, openai_error, spawn_with, sse_frames, tier};
 
 fn with_tiers(tiers: Vec<TierConfig>) -> Options {

@@ -6,11 +6,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 
 #[tokio::test]
 async fn a_path_key_is_never_logged_nor_in_the_metrics() {

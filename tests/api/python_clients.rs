@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use fake_ollama::FakeOllama;
 use serde_json::{Value, json};
 
-use crate::fake_ollama::FakeOllama;
 use crate::ide_openai::ide_fake;
 use crate::process::spawn;
 

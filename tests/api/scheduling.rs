@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_ollama::FakeConfig;
 use tokio::task::JoinHandle;
 
-use crate::fake_ollama::FakeConfig;
 use crate::helpers::{Options, TestApp, chat, spawn_app, spawn_with};
 
 /// Sends a non-streamed chat in the background; resolves to the HTTP status.

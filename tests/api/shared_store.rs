@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::ADMIN_KEY;
 use crate::postgres::database;
 use crate::process::Process;

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::{Value, json};
 
-use crate::fake_ollama::{FakeConfig, FakeOllama};
 use crate::helpers::{ADMIN_KEY, chat};
 use crate::process::{Process, spawn};
 

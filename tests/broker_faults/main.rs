@@ -12,8 +12,6 @@
 
 #[path = "../api/cluster.rs"]
 mod cluster;
-#[path = "../api/fake_ollama.rs"]
-mod fake_ollama;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod private_broker;
@@ -22,10 +20,10 @@ mod process;
 
 use std::time::Duration;
 
+use fake_ollama::{FakeConfig, FakeOllama};
 use serde_json::Value;
 
 use cluster::{Cluster, assert_ends_with_error};
-use fake_ollama::{FakeConfig, FakeOllama};
 use helpers::chat;
 use private_broker::PrivateBroker;
 

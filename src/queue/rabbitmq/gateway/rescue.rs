@@ -164,7 +164,7 @@ pub(super) fn local_levels(jobs: &HashMap<String, Tracked>) -> [usize; LEVELS] {
 }
 
 /// The level a queued job competes at.
-fn level_of(t: &Tracked) -> u8 {
+pub(super) fn level_of(t: &Tracked) -> u8 {
     if t.rescued {
         RESCUE_LEVEL
     } else {

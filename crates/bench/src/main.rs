@@ -3,12 +3,12 @@
 //! embedded queue, and through a gateway and a worker over RabbitMQ. Prints one table per
 //! scenario, the floors, and writes everything as JSON.
 //!
-//! Modules: [`fake_ollama`] (the backend), [`load`] and [`parse`] (the client side),
+//! Modules: [`backend`] (the fake Ollama, from the workspace's `fake-ollama`), [`load`] and [`parse`] (the client side),
 //! [`spawn`] (Seadragon processes), [`scenario`] (the phases), [`procstat`] (CPU and memory
 //! from `/proc`), [`queue_depth`] (the embedded queue in process), [`floors`] (comparison
 //! with the baseline and the floors), [`report`] and [`tables`] (output).
 
-mod fake_ollama;
+mod backend;
 mod floors;
 mod load;
 mod parse;
@@ -152,12 +152,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     }
     let seadragon_wanted = wants(args, Only::Embedded) || wants(args, Only::Rabbitmq);
     if wants(args, Only::Baseline) || seadragon_wanted {
-        let fake = FakeOllama::start(fake_ollama::Profile {
-            first_token: Duration::ZERO,
-            tokens: 1,
-            gap: Duration::ZERO,
-        })
-        .ctx("cannot start the fake Ollama")?;
+        let fake = backend::start().await.ctx("cannot start the fake Ollama")?;
         report.scenarios = scenarios(args, &plan, &fake).await?;
     }
     floors::finish(&mut report);

@@ -40,10 +40,10 @@ fn job(n: usize) -> Job {
         tier: "bench".to_owned(),
         base_level: 3,
         key_id: "key_bench".to_owned(),
-        model: crate::fake_ollama::MODEL.to_owned(),
+        model: crate::backend::MODEL.to_owned(),
         // Serializing a JSON value cannot fail.
         body: serde_json::value::to_raw_value(&json!({
-            "model": crate::fake_ollama::MODEL,
+            "model": crate::backend::MODEL,
             "messages": [{"role": "user", "content": format!("Write a short story about sea dragon {n}.")}],
             "stream": true,
         }))

@@ -49,13 +49,13 @@ pub struct Target {
 }
 
 impl Target {
-    fn request(&self, stream: bool) -> Request<Full<Bytes>> {
+    fn request(&self, stream: bool, prompt: &str) -> Request<Full<Bytes>> {
         let (path, model) = match self.api {
-            Api::Ollama => ("/api/chat", crate::fake_ollama::MODEL),
+            Api::Ollama => ("/api/chat", crate::backend::MODEL),
             Api::OpenAi(_) => ("/v1/chat/completions", "bench"),
         };
         let body = format!(
-            r#"{{"model":"{model}","messages":[{{"role":"user","content":"Write a short story about a sea dragon."}}],"stream":{stream}}}"#
+            r#"{{"model":"{model}","messages":[{{"role":"user","content":"{prompt}"}}],"stream":{stream}}}"#
         );
         let mut builder = Request::post(path)
             .header(HOST, self.addr.to_string())
@@ -130,6 +130,8 @@ impl Outcome {
 /// The answer every request must receive.
 #[derive(Debug, Clone)]
 pub struct Expected {
+    /// The prompt that asks for it (plain text, sent inside a JSON string as it is).
+    pub prompt: Arc<str>,
     /// The full text.
     pub text: Arc<str>,
     /// Its number of tokens.
@@ -270,7 +272,10 @@ impl User {
         conn.sender.ready().await.map_err(drop)?;
         let response = conn
             .sender
-            .send_request(self.target.request(self.phase.stream))
+            .send_request(
+                self.target
+                    .request(self.phase.stream, &self.expected.prompt),
+            )
             .await
             .map_err(drop)?;
         let status = response.status();

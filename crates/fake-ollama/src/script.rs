@@ -1,36 +1,58 @@
-//! The fake's scripts: a chat request validated in Ollama's order, the scenario its last user
-//! message names, and Ollama's error answers.
+//! The fake's scripts: a chat request validated in Ollama's order, and the scenario its last
+//! user message names (`#tool`, `#hold`, `#long N`, ...; any other prompt gets a short answer).
 
-use super::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::objects::{Message, ToolCall};
+use crate::state::Shared;
+use crate::wire::{Refusal, bad_request};
+
+pub(crate) const DEFAULT_ANSWER: &[&str] = &["Hello", " from", " the", " fake", " Ollama."];
+const JSON_ANSWER: &[&str] = &["{\"answer\":", " \"fake\"}"];
+const THOUGHTS: &[&str] = &["Let", " me", " think."];
+pub(crate) const BUSY: &str = "server busy, please try again.  maximum pending requests exceeded";
+const CRASH: &str = "model runner has unexpectedly stopped, this may be due to resource \
+                     limitations or an internal error, check ollama server logs for details";
+/// `#slow` must leave the client time to hang up while the generation is still running.
+const SLOW_MIN_DELAY: Duration = Duration::from_millis(10);
 
 /// The fields of `api.ChatRequest` the fake uses; like Go, it ignores unknown ones.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct ChatRequest {
-    pub(super) model: Option<String>,
-    pub(super) messages: Vec<ChatMessage>,
-    pub(super) tools: Vec<Value>,
+pub(crate) struct ChatRequest {
+    pub(crate) model: Option<String>,
+    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) tools: Vec<Value>,
     /// Absent or null means true.
-    pub(super) stream: Option<bool>,
-    pub(super) think: Option<Value>,
-    pub(super) format: Option<Value>,
-    pub(super) keep_alive: Option<Value>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) think: Option<Value>,
+    pub(crate) format: Option<Value>,
+    pub(crate) keep_alive: Option<Value>,
     /// `map[string]any` in Ollama too: unknown and oddly typed options are ignored here.
-    pub(super) options: Map<String, Value>,
+    pub(crate) options: Map<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct ChatMessage {
-    pub(super) role: String,
-    pub(super) content: Option<String>,
+pub(crate) struct ChatMessage {
+    pub(crate) role: String,
+    pub(crate) content: Option<String>,
 }
 
 /// One step of a scripted answer.
 #[derive(Debug)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// One object; its content, if any, counts as a token for `num_predict` and `stop`.
     Emit(Message),
+    /// Tokens `next..total` of [`numbered_text`], one object each, made as they are sent so
+    /// that `#long 5000000` costs no memory up front.
+    Count { next: usize, total: usize },
     /// Waits for `release`/`release_one`, sending nothing.
     Hold,
     /// Ends a 200 stream with an `{"error"}` line and no `done:true` object.
@@ -41,25 +63,26 @@ pub(super) enum Step {
 
 /// A validated chat request turned into a script.
 #[derive(Debug)]
-pub(super) struct Job {
+pub(crate) struct Job {
     /// The model name exactly as requested: Ollama echoes it back.
-    pub(super) model: String,
-    pub(super) prompt: String,
-    pub(super) stream: bool,
-    pub(super) steps: VecDeque<Step>,
+    pub(crate) model: Arc<str>,
+    pub(crate) prompt: String,
+    pub(crate) stream: bool,
+    pub(crate) steps: VecDeque<Step>,
     /// The last step rides in the `done:true` object instead of its own.
-    pub(super) last_in_done: bool,
-    pub(super) prompt_eval_count: u64,
-    pub(super) num_predict: Option<u64>,
-    pub(super) stop: Vec<String>,
-    pub(super) token_delay: Duration,
+    pub(crate) last_in_done: bool,
+    pub(crate) prompt_eval_count: u64,
+    pub(crate) num_predict: Option<u64>,
+    pub(crate) stop: Vec<String>,
+    /// At least this long between two objects (`#slow`), whatever the fake's timing says.
+    pub(crate) min_token_delay: Duration,
     /// `messages: []` only loads (or, with `keep_alive: 0`, unloads) the model.
-    pub(super) load_only: Option<&'static str>,
+    pub(crate) load_only: Option<&'static str>,
 }
 
 /// Validates a chat request in Ollama's order, then picks the scenario named by the first
 /// word of the last user message (any other prompt gets the default answer).
-pub(super) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refusal> {
+pub(crate) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refusal> {
     let name = request.model.unwrap_or_default();
     if name.is_empty() {
         return Err(bad_request("model is required"));
@@ -118,7 +141,7 @@ pub(super) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refu
         .into_iter()
         .flatten();
     let mut job = Job {
-        model: name.clone(),
+        model: Arc::from(name.as_str()),
         prompt: prompt.clone(),
         stream: request.stream.unwrap_or(true),
         steps: VecDeque::new(),
@@ -130,7 +153,7 @@ pub(super) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refu
             .filter(|s| !s.is_empty())
             .map(Into::into)
             .collect(),
-        token_delay: shared.config.token_delay,
+        min_token_delay: Duration::ZERO,
         load_only: None,
     };
     if request.messages.is_empty() {
@@ -165,7 +188,7 @@ pub(super) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refu
             .chain(tokens(&answer[1..]))
             .collect(),
         "#slow" => {
-            job.token_delay = job.token_delay.max(SLOW_MIN_DELAY);
+            job.min_token_delay = SLOW_MIN_DELAY;
             numbered(2000)
         }
         "#long" => numbered(words.next().and_then(|n| n.parse().ok()).unwrap_or(100)),
@@ -174,110 +197,27 @@ pub(super) fn prepare(shared: &Shared, request: ChatRequest) -> Result<Job, Refu
     Ok(job)
 }
 
-pub(super) fn tokens(text: &'static [&'static str]) -> impl Iterator<Item = Step> {
+pub(crate) fn tokens(text: &'static [&'static str]) -> impl Iterator<Item = Step> {
     text.iter()
         .map(|t| Step::Emit(Message::new(t, "", Vec::new())))
 }
 
-/// `tok0`, ` tok1`, ...
-pub(super) fn numbered(n: usize) -> VecDeque<Step> {
-    let token = |i| {
-        if i == 0 {
-            "tok0".to_owned()
-        } else {
-            format!(" tok{i}")
-        }
-    };
-    (0..n)
-        .map(|i| Step::Emit(Message::new(&token(i), "", Vec::new())))
-        .collect()
+/// `#long N`: the tokens of [`numbered_text`].
+fn numbered(total: usize) -> VecDeque<Step> {
+    [Step::Count { next: 0, total }].into()
 }
 
-/// A response whose body fails at once, so hyper closes the connection without an answer.
-pub(super) fn abort_response() -> Response {
-    let failure = io::Error::other("fake Ollama dropped the connection");
-    Body::from_stream(stream::once(async { Err::<Bytes, _>(failure) })).into_response()
-}
-
-/// An `{"error":"..."}` answer, sent before any byte of a stream.
-#[derive(Debug)]
-pub(super) struct Refusal(pub(super) StatusCode, pub(super) String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        json_body(self.0, &json!({"error": self.1}))
-    }
-}
-
-pub(super) fn bad_request(message: impl Into<String>) -> Refusal {
-    Refusal(StatusCode::BAD_REQUEST, message.into())
-}
-
-/// gin reads the body with `encoding/json` whatever its Content-Type says.
-pub(super) fn parse_body(body: &[u8]) -> Result<Value, Refusal> {
-    if body.is_empty() {
-        return Err(bad_request("missing request body"));
-    }
-    serde_json::from_slice(body).map_err(|error| bad_request(error.to_string()))
-}
-
-/// Typed like Go's decoder: a wrongly typed field is a 400 (with serde's wording, not Go's).
-pub(super) fn decode<T: DeserializeOwned + Default>(body: &Value) -> Result<T, Refusal> {
-    if body.is_null() {
-        // Go decodes `null` into a struct as a no-op.
-        return Ok(T::default());
-    }
-    T::deserialize(body).map_err(|error| bad_request(error.to_string()))
-}
-
-/// The name with `:latest` added when it has no tag (a `:` after the last `/`).
-pub(super) fn with_tag(name: &str) -> String {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    if base.contains(':') {
-        name.to_owned()
+/// Token `i` of a `#long` answer: `tok0`, ` tok1`, ... so that a client can tell a missing or
+/// reordered token from the text alone.
+pub fn numbered_token(i: usize) -> String {
+    if i == 0 {
+        "tok0".to_owned()
     } else {
-        format!("{name}:latest")
+        format!(" tok{i}")
     }
 }
 
-pub(super) fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl IntoResponse,
-) -> Response {
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-/// gin's `c.JSON`: compact, without a trailing newline.
-pub(super) fn json_body(status: StatusCode, value: &impl Serialize) -> Response {
-    respond(
-        status,
-        JSON,
-        serde_json::to_string(value).unwrap_or_default(),
-    )
-}
-
-pub(super) fn ndjson(value: &impl Serialize) -> Bytes {
-    let mut line = serde_json::to_vec(value).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// Go's RFC3339Nano in UTC: trailing zeros of the fraction trimmed, e.g. `...24.097767Z`.
-pub(super) fn rfc3339_nano(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs() % 86_400;
-    // Howard Hinnant's days-to-civil algorithm, shifted to eras starting on 0000-03-01.
-    let z = since_epoch.as_secs() / 86_400 + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let fraction = format!(".{:09}", since_epoch.subsec_nanos());
-    let fraction = fraction.trim_end_matches('0').trim_end_matches('.');
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
+/// The whole answer to a prompt `#long n`.
+pub fn numbered_text(n: usize) -> String {
+    (0..n).map(numbered_token).collect()
 }

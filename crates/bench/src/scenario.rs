@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::fake_ollama::{FakeOllama, Profile};
+use fake_ollama::FakeOllama;
+
+use crate::backend::Profile;
 use crate::load::{self, Expected, Phase, Target};
 use crate::procstat;
 use crate::report::{Dist, PhaseReport, ProcessReport, ProfileReport, ScenarioReport};
@@ -179,8 +181,9 @@ pub async fn measure(
             continue;
         }
         crate::report::log(&format!("  {name}: {} ...", spec.name));
-        fake.set(spec.profile);
+        spec.profile.apply(fake);
         let expected = Expected {
+            prompt: spec.profile.prompt().into(),
             text: spec.profile.expected_text().into(),
             tokens: spec.profile.tokens,
         };

@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -19,31 +18,24 @@ use axum::response::Response;
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
-use super::{
-    ChatMessage, ChatRequest, Event, FakeModel, FakeOllama, Generation, MODIFIED_AT, Message,
-    NDJSON, Refusal, Shared, Step, acquire_slot, bad_request, decode, json_body, ndjson,
-    parse_body, prepare, respond, with_tag,
+use crate::chat::acquire_slot;
+use crate::config::{FakeModel, MODIFIED_AT};
+use crate::generation::{Event, Generation};
+use crate::objects::{ChatObject, Message};
+use crate::script::{ChatMessage, ChatRequest, Step, prepare};
+use crate::state::Shared;
+use crate::wire::{
+    NDJSON, Refusal, bad_request, decode, json_body, ndjson, parse_body, respond, with_tag,
 };
 
 const FIM_ANSWER: &[&str] = &["a", " +", " b"];
 /// What a chat template does to a prompt it wraps.
 const CHAT_LEAK: &[&str] = &["<|im_start|>", "assistant", " Sure!"];
 
-impl FakeOllama {
-    /// Every `/api/generate` body in arrival order.
-    pub fn generate_requests(&self) -> Vec<Value> {
-        self.shared.read(|log| log.generate_requests.clone())
-    }
-
-    /// Every `/api/embed` body in arrival order.
-    pub fn embed_requests(&self) -> Vec<Value> {
-        self.shared.read(|log| log.embed_requests.clone())
-    }
-}
-
 /// A coder model's template: fill-in-the-middle when a suffix is given, chat otherwise.
-pub(super) fn template(model: &FakeModel) -> &'static str {
+pub(crate) fn template(model: &FakeModel) -> &'static str {
     if model.has("insert") {
         "{{- if .Suffix }}<|fim_prefix|>{{ .Prompt }}<|fim_suffix|>{{ .Suffix }}<|fim_middle|>\
          {{- else }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n{{ end }}"
@@ -66,13 +58,13 @@ struct GenerateRequest {
     options: Map<String, Value>,
 }
 
-pub(super) async fn generate(
+pub(crate) async fn generate(
     State(shared): State<Arc<Shared>>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let arrived = Instant::now();
     let parsed = parse_body(&body)?;
-    shared.record(|log| log.generate_requests.push(parsed.clone()));
+    shared.note(|log| &mut log.generate_requests, parsed.clone());
     let request: GenerateRequest = decode(&parsed)?;
     let name = request.model.clone().unwrap_or_default();
     if name.is_empty() {
@@ -139,10 +131,10 @@ pub(super) async fn generate(
         Err(response) => return Ok(response),
     };
     if let Some(reason) = job.load_only {
-        let reply = super::ChatObject {
+        let reply = ChatObject {
             done: true,
             done_reason: Some(reason),
-            ..super::ChatObject::new(&job.model, Message::new("", "", Vec::new()))
+            ..ChatObject::new(&job.model, Message::new("", "", Vec::new()))
         };
         let reply = as_generate(&serde_json::to_value(&reply).unwrap_or_default(), true);
         return Ok(json_body(StatusCode::OK, &reply));
@@ -222,12 +214,12 @@ struct EmbedRequest {
 }
 
 /// Deterministic unit vectors: the same text always gets the same vector.
-pub(super) async fn embed(
+pub(crate) async fn embed(
     State(shared): State<Arc<Shared>>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let parsed = parse_body(&body)?;
-    shared.record(|log| log.embed_requests.push(parsed.clone()));
+    shared.note(|log| &mut log.embed_requests, parsed.clone());
     let request: EmbedRequest = decode(&parsed)?;
     let name = request.model.unwrap_or_default();
     let missing = || {
@@ -287,7 +279,7 @@ fn vector(text: &str, dimensions: usize) -> Vec<f32> {
 }
 
 /// The models that ran, loaded for five more minutes.
-pub(super) async fn ps(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn ps(State(shared): State<Arc<Shared>>) -> Response {
     let loaded = shared.read(|log| log.loaded.clone());
     let models: Vec<Value> = loaded
         .iter()
