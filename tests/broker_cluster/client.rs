@@ -39,10 +39,9 @@ pub struct Ask {
 impl Ask {
     /// A streamed chat whose answer has `tokens` tokens; `id` makes the prompt unique.
     pub fn new(id: &str, tokens: usize) -> Self {
-        let expected: Vec<String> = (0..tokens).map(|i| format!("tok{i}")).collect();
         Self {
             prompt: format!("#long {tokens} r{id}"),
-            expected: expected.join(" "),
+            expected: fake_ollama::numbered_text(tokens),
             stream: true,
         }
     }

@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 use crate::rabbit::RabbitCluster;
 use crate::tally::Runs;
+use fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 
 /// The bootstrap admin key of every process.
 pub const ADMIN_KEY: &str = "sk-sd-cluster-admin-secret-8d3a6f1c";

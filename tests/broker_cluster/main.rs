@@ -26,8 +26,6 @@
 mod chaos;
 mod client;
 mod client_faults;
-#[path = "../api/fake_ollama.rs"]
-mod fake_ollama;
 mod fleet;
 mod node_faults;
 mod rabbit;
