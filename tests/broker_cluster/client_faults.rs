@@ -22,7 +22,7 @@ async fn closing_every_connection_makes_every_client_reconnect_and_loses_nothing
         let mut traffic = Traffic::new();
         busy_and_queued(&fleet, &mut traffic, LONG, 6).await;
         cluster.close_all_connections().await;
-        let mut records = recovers(&fleet, "every connection was closed").await;
+        let mut records = recovers(&fleet, &mut traffic, "every connection was closed").await;
         fleet.wait_ready().await;
         records.extend(traffic.finish().await);
         judge(
@@ -36,7 +36,7 @@ async fn closing_every_connection_makes_every_client_reconnect_and_loses_nothing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: a stream running when the alarm starts never ends, with neither [DONE] nor an error"]
+#[ignore = "fails: streams running when the alarm starts stop mid-answer and never end, neither [DONE] nor an error"]
 async fn a_memory_alarm_refuses_or_queues_new_work_and_runs_the_queued_jobs_after_it() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "memory_alarm", &FleetSpec::default()).await;
@@ -57,7 +57,7 @@ async fn a_memory_alarm_refuses_or_queues_new_work_and_runs_the_queued_jobs_afte
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         cluster.memory_alarm(2, false).await;
-        records.extend(recovers(&fleet, "the memory alarm").await);
+        records.extend(recovers(&fleet, &mut traffic, "the memory alarm").await);
         records.extend(traffic.finish().await);
         for record in records.iter().filter(|r| queued.contains(&r.prompt)) {
             assert_eq!(
@@ -99,10 +99,10 @@ async fn a_worker_killed_mid_job_fails_only_its_stream_and_the_queue_runs_on() {
         let cut = fleet.running_on(0);
         assert_eq!(cut.len(), 1, "worker-0 runs one stream");
         fleet.workers[0].kill().await;
-        let mut records = recovers(&fleet, "worker-0 was killed").await;
+        let mut records = recovers(&fleet, &mut traffic, "worker-0 was killed").await;
         fleet.workers[0].restart(cluster).await;
         fleet.wait_ready().await;
-        records.extend(recovers(&fleet, "worker-0 restarted").await);
+        records.extend(recovers(&fleet, &mut traffic, "worker-0 restarted").await);
         records.extend(traffic.finish().await);
         // Its answer had begun: it is never restarted, the client gets an error event.
         let victim = records.iter().find(|r| r.prompt == cut[0]).unwrap();
@@ -130,7 +130,10 @@ async fn a_worker_killed_before_its_first_token_has_its_job_run_elsewhere_once()
         let silent = fleet.running_on(1);
         assert_eq!(silent.len(), 1, "worker-1 runs one job");
         fleet.workers[1].kill().await;
-        let mut records = traffic.finish().await;
+        fleet.workers[1].restart(cluster).await;
+        fleet.wait_ready().await;
+        let mut records = recovers(&fleet, &mut traffic, "worker-1 restarted").await;
+        records.extend(traffic.finish().await);
         let moved = records.iter().find(|r| r.prompt == silent[0]).unwrap();
         assert_eq!(
             moved.outcome,
@@ -139,9 +142,6 @@ async fn a_worker_killed_before_its_first_token_has_its_job_run_elsewhere_once()
             moved.label,
             fleet.logs.display()
         );
-        fleet.workers[1].restart(cluster).await;
-        fleet.wait_ready().await;
-        records.extend(recovers(&fleet, "worker-1 restarted").await);
         one_generation_per_slot(&fleet);
         judge(
             "worker killed before its first token",

@@ -119,6 +119,11 @@ impl Service {
         }
     }
 
+    /// Started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub async fn restart(&mut self, cluster: &RabbitCluster) {
         self.kill().await;
         self.start(cluster).await;
@@ -173,7 +178,11 @@ impl Fleet {
                 ("SEADRAGON_KEEPALIVE_SECS", "1".to_owned()),
                 ("SEADRAGON_LISTEN", "127.0.0.1:0".to_owned()),
                 // One access line per request would bury the broker events in a soak.
-                ("RUST_LOG", "info,seadragon::access=warn".to_owned()),
+                (
+                    "RUST_LOG",
+                    "info,seadragon::access=warn,seadragon::queue::rabbitmq::worker=debug"
+                        .to_owned(),
+                ),
             ]
         };
         let mut fakes = Vec::new();

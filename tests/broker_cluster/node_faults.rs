@@ -15,7 +15,8 @@ const LIMIT: Duration = Duration::from_secs(240);
 const LONG: usize = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs replicated job queues: a classic job queue is unavailable while its node is down"]
+#[ignore = "fails on most runs: the worker that was on the killed node ends each new session \
+            (a failed pull on the old session's channel) and takes no job for over 30 s"]
 async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "leader_node_killed", &FleetSpec::default()).await;
@@ -24,9 +25,9 @@ async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
         let leader = cluster.job_queue_leader(&fleet.prefix).await;
         cluster.kill(leader).await;
         // Two nodes of three are a majority: work goes on while the third is away.
-        let mut records = recovers(&fleet, "the leader's node was killed").await;
+        let mut records = recovers(&fleet, &mut traffic, "the leader's node was killed").await;
         cluster.start(leader).await;
-        records.extend(recovers(&fleet, "the leader's node came back").await);
+        records.extend(recovers(&fleet, &mut traffic, "the leader's node came back").await);
         records.extend(traffic.finish().await);
         judge(
             "job queues' leader node killed",
@@ -39,7 +40,8 @@ async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs replicated job queues: a classic job queue stays away until its own node is back"]
+#[ignore = "fails on some runs: a worker ends each new session (a failed pull on the old \
+            session's channel) and takes no job for over 30 s after the nodes come back"]
 async fn losing_two_of_three_nodes_refuses_new_work_promptly_and_loses_nothing_accepted() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "two_nodes_lost", &FleetSpec::default()).await;
@@ -52,7 +54,7 @@ async fn losing_two_of_three_nodes_refuses_new_work_promptly_and_loses_nothing_a
         // The last node pauses itself (pause_minority): no quorum, no broker at all.
         let mut records = refused_promptly(&fleet, &mut traffic).await;
         cluster.start(second).await;
-        records.extend(recovers(&fleet, "a second node came back").await);
+        records.extend(recovers(&fleet, &mut traffic, "a second node came back").await);
         cluster.start(leader).await;
         records.extend(traffic.finish().await);
         judge(

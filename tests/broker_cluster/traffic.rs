@@ -136,9 +136,41 @@ pub async fn busy_and_queued(
     prompts
 }
 
-/// Checks that every gateway completes a new request within [`RECOVERY`], retrying refused
-/// ones; returns every attempt's record (accepted failures included) for the books.
-pub async fn recovers(fleet: &Fleet, what: &str) -> Vec<Record> {
+/// Checks that the fleet serves again within [`RECOVERY`]: every gateway completes a new
+/// request (refusals are retried), and every running worker takes a job, so a worker that
+/// cannot pull is caught even while the others carry the load. Returns the gateways' attempts
+/// for the books; the jobs sent to reach the workers join `traffic`.
+pub async fn recovers(fleet: &Fleet, traffic: &mut Traffic, what: &str) -> Vec<Record> {
+    let started: Vec<usize> = fleet.fakes.iter().map(|f| f.started().len()).collect();
+    let records = gateways_serve(fleet, what).await;
+    let deadline = Instant::now() + RECOVERY;
+    let slots = fleet.fakes.len() * fleet.slots();
+    for round in 0.. {
+        let idle: Vec<usize> = (0..fleet.workers.len())
+            .filter(|&w| fleet.workers[w].is_running())
+            .filter(|&w| fleet.fakes[w].started().len() == started[w])
+            .collect();
+        if idle.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker(s) {idle:?} took no job within {RECOVERY:?} after {what}; logs in {}",
+            fleet.logs.display()
+        );
+        // Twice as many half-second jobs as there are slots: a worker that pulls gets one.
+        if round % 10 == 0 {
+            for i in 0..2 * slots {
+                traffic.send(fleet, i % fleet.gateways.len(), "spread", 50);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    records
+}
+
+/// Every gateway completes a new request within [`RECOVERY`], refusals retried.
+async fn gateways_serve(fleet: &Fleet, what: &str) -> Vec<Record> {
     let mut records = Vec::new();
     for (g, gateway) in fleet.gateways.iter().enumerate() {
         let deadline = Instant::now() + RECOVERY;
@@ -146,20 +178,14 @@ pub async fn recovers(fleet: &Fleet, what: &str) -> Vec<Record> {
         loop {
             attempt += 1;
             let label = format!("after {what}: gateway-{g} attempt {attempt}");
-            let ask = Ask::new(&format!("{}-recover-{what}-{g}-{attempt}", fleet.prefix), 5);
+            let id = format!("{}-recover-{what}-{g}-{attempt}", fleet.prefix);
+            let ask = Ask::new(&id.replace(' ', "-"), 5);
             let limits = Limits {
                 admission: Duration::from_secs(10),
                 total: Duration::from_secs(30),
             };
-            let outcome = client::send(
-                &fleet.http,
-                &gateway.base,
-                fleet.key(TIERS[2]),
-                &ask,
-                limits,
-                || {},
-            )
-            .await;
+            let key = fleet.key(TIERS[2]);
+            let outcome = client::send(&fleet.http, &gateway.base, key, &ask, limits, || {}).await;
             let done = outcome == Outcome::Completed;
             records.push(Record::new(label, &ask.prompt, outcome.clone()));
             if done {
