@@ -143,6 +143,7 @@ async fn a_grant_never_started_lapses_and_another_worker_runs_the_job() {
             slots: 1,
             models: vec![json!({"name": "m"})],
             ollama_ok: true,
+            loaded: Vec::new(),
         })
         .await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;
@@ -224,6 +225,7 @@ async fn a_worker_pulls_the_highest_level_across_its_models() {
             slots: 1,
             models: vec![json!({"name": "m"}), json!({"name": "n"})],
             ollama_ok: true,
+            loaded: Vec::new(),
         })
         .await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;

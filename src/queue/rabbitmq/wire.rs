@@ -127,6 +127,9 @@ pub struct Announcement {
     pub models: Vec<serde_json::Value>,
     /// Whether its Ollama answered the last check.
     pub ollama_ok: bool,
+    /// The models its Ollama has loaded (`/api/ps` entries, as JSON).
+    #[serde(default)]
+    pub loaded: Vec<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -95,8 +95,15 @@ impl Inner {
             .with_expiration(ttl.as_millis().max(1).to_string().into());
         let queue = self.names.jobs(&job.model, level);
         // A job queue unused past its expiry is gone although this session declared it: the
-        // publish comes back unroutable, and one more declare brings the queue back.
-        for _ in 0..2 {
+        // publish comes back unroutable, and one more declare brings the queue back. A quorum
+        // queue also refuses (nacks) a message now and then while it is busy, e.g. just after
+        // it was declared; a nacked message was not taken, so sending it again duplicates
+        // nothing.
+        let mut refusal = "the job queue is not available on the broker".to_owned();
+        for attempt in 0..3u64 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
             self.declare_jobs(&channel, &queue).await?;
             match broker::publish(&channel, &queue, &payload, properties.clone(), true).await {
                 Ok(broker::Published::Routed) => {
@@ -110,13 +117,14 @@ impl Inner {
                     }
                     return Ok(());
                 }
-                Ok(broker::Published::Returned) => self.declared_lock().remove(&queue),
+                Ok(broker::Published::Returned) => {
+                    self.declared_lock().remove(&queue);
+                }
+                Err(e @ broker::PublishError::Nacked) => refusal = e.to_string(),
                 Err(e) => return Err(QueueError::Unavailable(e.to_string())),
-            };
+            }
         }
-        Err(QueueError::Unavailable(
-            "the job queue is not available on the broker".to_owned(),
-        ))
+        Err(QueueError::Unavailable(refusal))
     }
 
     /// Declares a job queue unless this session did already.

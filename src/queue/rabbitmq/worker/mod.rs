@@ -268,6 +268,7 @@ impl WorkQueue for RabbitWorker {
             slots: announcement.slots,
             models: announcement.models.clone(),
             ollama_ok: announcement.ollama_ok,
+            loaded: announcement.loaded.clone(),
         };
         let Ok(payload) = serde_json::to_vec(&message) else {
             return;
