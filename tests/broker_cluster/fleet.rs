@@ -177,7 +177,8 @@ impl Fleet {
                 ("SEADRAGON_AGING_SECS", "10".to_owned()),
                 ("SEADRAGON_KEEPALIVE_SECS", "1".to_owned()),
                 ("SEADRAGON_LISTEN", "127.0.0.1:0".to_owned()),
-                // One access line per request would bury the broker events in a soak.
+                // One access line per request would bury the broker events in a soak; a worker
+                // logs why a pull failed at debug only, and that explains a worker taking no job.
                 (
                     "RUST_LOG",
                     "info,seadragon::access=warn,seadragon::queue::rabbitmq::worker=debug"
