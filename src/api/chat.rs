@@ -17,7 +17,7 @@ use super::stream::{self, Render, SSE_DONE, sse_comment, sse_data};
 use super::submit::{submit, unix_ms};
 use crate::openai::render::{CompletionBuilder, ResponseMeta, error_event};
 use crate::openai::{ChatRequest, Delta};
-use crate::queue::JobEvent;
+use crate::queue::{JobEvent, JobKind};
 
 #[utoipa::path(
     post,
@@ -47,7 +47,7 @@ pub async fn create(
         &state,
         &key,
         &request.model,
-        request.service_tier,
+        (JobKind::Chat, request.service_tier),
         |model| request.native_body(model),
     )
     .await?;

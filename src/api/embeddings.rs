@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use super::submit::submit;
 use crate::openai::embeddings::{EmbeddingRequest, render};
+use crate::queue::JobKind;
 
 #[utoipa::path(
     post,
@@ -38,7 +39,7 @@ pub async fn create(
         &state,
         &key,
         &request.model,
-        request.service_tier,
+        (JobKind::Embed, request.service_tier),
         |model| request.native_body(model),
     )
     .await?;

@@ -18,7 +18,7 @@ use super::submit::{submit, unix_ms};
 use crate::openai::Delta;
 use crate::openai::responses::events::Event;
 use crate::openai::responses::{ResponseBuilder, ResponsesRequest};
-use crate::queue::JobEvent;
+use crate::queue::{JobEvent, JobKind};
 
 #[utoipa::path(
     post,
@@ -55,7 +55,7 @@ pub async fn create(
         &state,
         &key,
         &request.model,
-        request.service_tier,
+        (JobKind::Chat, request.service_tier),
         |model| request.native_body(model),
     )
     .await?;

@@ -16,7 +16,7 @@ use crate::limits::InFlight;
 use crate::limits::budget::OverBudget;
 use crate::openai::ServiceTier;
 use crate::queue::schedule::base_level;
-use crate::queue::{Job, JobTicket, QueueError};
+use crate::queue::{Job, JobKind, JobTicket, QueueError};
 
 /// A queued job and what its answer holds on to.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub async fn submit(
     state: &AppState,
     key: &ApiKey,
     requested: &str,
-    service_tier: ServiceTier,
+    (kind, service_tier): (JobKind, ServiceTier),
     body: impl FnOnce(&str) -> Result<Box<RawValue>, serde_json::Error>,
 ) -> Result<Admitted, ApiError> {
     let tier = state
@@ -73,6 +73,7 @@ pub async fn submit(
         tier: tier.name.clone(),
         base_level: base_level(tier.priority, service_tier),
         key_id: key.id.clone(),
+        kind,
         body: body.into(),
         model,
         max_wait: tier.max_wait(),

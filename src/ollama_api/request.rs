@@ -3,6 +3,7 @@
 //! and turned into the job's body: the same body, with the installed model and, for
 //! generation, streaming forced on (the gateway answers in one object itself when asked).
 
+use crate::queue::JobKind;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -20,6 +21,16 @@ pub enum NativeKind {
 }
 
 impl NativeKind {
+    /// The Ollama endpoint a job of this kind runs on (the older embeddings route is served
+    /// by `/api/embed`).
+    pub fn job_kind(self) -> JobKind {
+        match self {
+            Self::Chat => JobKind::Chat,
+            Self::Generate => JobKind::Generate,
+            Self::Embed | Self::LegacyEmbed => JobKind::Embed,
+        }
+    }
+
     /// Whether the answer is embeddings, always one object.
     pub fn embeds(self) -> bool {
         matches!(self, Self::Embed | Self::LegacyEmbed)

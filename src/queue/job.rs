@@ -35,7 +35,12 @@ pub struct Job {
     pub key_id: String,
     /// Installed model the job runs on.
     pub model: String,
-    /// Ollama's native body for the endpoint of [`Job::kind`], serialized once by the gateway:
+    /// The Ollama endpoint it runs on: the API module that built the body says which.
+    /// (Queued messages from before this field ran on `/api/chat` or carried `messages`;
+    /// they default to chat.)
+    #[serde(default)]
+    pub kind: JobKind,
+    /// Ollama's native body for the endpoint of `kind`, serialized once by the gateway:
     /// queued jobs stay small, workers send it as it is, and copies of the job (a worker's
     /// first call, a re-published copy) share it, however large its images.
     pub body: Arc<serde_json::value::RawValue>,
@@ -87,36 +92,7 @@ pub struct JobFailure {
     pub message: String,
 }
 
-/// Reads only the top-level keys of a native body, skipping every value (images included).
-#[derive(Deserialize)]
-struct TopLevel {
-    #[serde(default)]
-    messages: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    input: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    prompt: Option<serde::de::IgnoredAny>,
-}
-
 impl Job {
-    /// The endpoint this job runs on. The native body says it: `/api/chat` bodies carry
-    /// `messages`, `/api/embed` bodies `input`, `/api/generate` bodies `prompt`. Deriving it
-    /// (rather than adding a field) keeps every queued message and every queue backend as
-    /// they are, and a body cannot disagree with its kind.
-    pub fn kind(&self) -> JobKind {
-        match serde_json::from_str::<TopLevel>(self.body.get()) {
-            Ok(TopLevel {
-                messages: Some(_), ..
-            })
-            | Err(_) => JobKind::Chat,
-            Ok(TopLevel { input: Some(_), .. }) => JobKind::Embed,
-            Ok(TopLevel {
-                prompt: Some(_), ..
-            }) => JobKind::Generate,
-            Ok(_) => JobKind::Chat,
-        }
-    }
-
     /// Time left of the job's allowed wait (zero when it is used up).
     pub fn wait_left(&self) -> Duration {
         let now_ms = std::time::SystemTime::now()
@@ -166,28 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn the_body_says_the_kind() {
-        let job = |body: &str| Job {
-            id: "j".into(),
-            tier: "t".into(),
-            base_level: 1,
-            key_id: "k".into(),
-            model: "m".into(),
-            body: serde_json::value::RawValue::from_string(body.into())
-                .unwrap()
-                .into(),
-            max_wait: Duration::from_secs(1),
-            enqueued_at_ms: 0,
-        };
-        assert_eq!(
-            job(r#"{"messages":[],"stream":true}"#).kind(),
-            JobKind::Chat
-        );
-        assert_eq!(
-            job(r#"{"prompt":"x","raw":true}"#).kind(),
-            JobKind::Generate
-        );
-        assert_eq!(job(r#"{"input":["x"]}"#).kind(), JobKind::Embed);
-        assert_eq!(job("null").kind(), JobKind::Chat);
+    fn a_job_message_without_a_kind_reads_as_chat() {
+        let json = r#"{"id":"j","tier":"t","base_level":1,"key_id":"k","model":"m",
+            "body":{"messages":[]},"max_wait":{"secs":1,"nanos":0},"enqueued_at_ms":0}"#;
+        let job: Job = serde_json::from_str(json).unwrap();
+        assert_eq!(job.kind, JobKind::Chat);
+        let mut generate = job;
+        generate.kind = JobKind::Generate;
+        let back: Job = serde_json::from_str(&serde_json::to_string(&generate).unwrap()).unwrap();
+        assert_eq!(back.kind, JobKind::Generate);
     }
 }

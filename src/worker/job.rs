@@ -86,7 +86,7 @@ async fn relay(
     job: &mut dyn Assignment,
     limits: Limits,
 ) -> Result<(), Stop> {
-    let kind = job.job().kind();
+    let kind = job.job().kind;
     let body = std::sync::Arc::clone(&job.job().body);
     let stream = match kind {
         JobKind::Chat => call(job.job(), || ollama.chat(&body)).await?,

@@ -76,21 +76,24 @@ async fn delete_namespace(url: &str, prefix: &str) -> Result<(), lapin::Error> {
     let connection =
         lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    // One job queue per model: the contract's and the fake Ollama's (deleting one that was
-    // never declared is no error).
+    // One job queue per model and level: the contract's models and the fake Ollama's
+    // (deleting one that was never declared is no error).
     for model in [
         "m",
+        "n",
         "llama3.2:latest",
         "qwen3:8b",
         "llava:7b",
         "all-minilm:latest",
     ] {
-        let jobs = format!("{prefix}.jobs.v2.{model}");
-        channel
-            .queue_delete(jobs.into(), QueueDeleteOptions::default())
-            .await?;
+        for level in 0..=4 {
+            let jobs = format!("{prefix}.jobs.v3.{model}.p{level}");
+            channel
+                .queue_delete(jobs.into(), QueueDeleteOptions::default())
+                .await?;
+        }
     }
-    for exchange in ["gateways", "workers"] {
+    for exchange in ["gateways", "workers", "bell"] {
         let name = format!("{prefix}.{exchange}");
         channel
             .exchange_delete(name.into(), ExchangeDeleteOptions::default())

@@ -43,6 +43,7 @@ mod process;
 mod properties;
 mod python_clients;
 mod queue_contract;
+mod rabbit_jobs;
 mod scheduling;
 mod scheduling_bounds;
 mod sdk;

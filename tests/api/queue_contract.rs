@@ -96,6 +96,7 @@ pub async fn pair_with(backend: Backend, policy: QueuePolicy) -> Pair {
                     slots: 1,
                     models: vec![serde_json::json!({"name": "m"})],
                     ollama_ok: true,
+                    loaded: Vec::new(),
                 })
                 .await;
             Pair {
@@ -118,6 +119,7 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
+        kind: seadragon::queue::JobKind::Chat,
         body: serde_json::value::to_raw_value(&serde_json::json!({"prompt": id}))
             .unwrap()
             .into(),

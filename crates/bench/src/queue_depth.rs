@@ -41,6 +41,7 @@ fn job(n: usize) -> Job {
         base_level: 3,
         key_id: "key_bench".to_owned(),
         model: crate::backend::MODEL.to_owned(),
+        kind: seadragon::queue::JobKind::Chat,
         // Serializing a JSON value cannot fail.
         body: serde_json::value::to_raw_value(&json!({
             "model": crate::backend::MODEL,

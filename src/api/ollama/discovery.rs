@@ -118,7 +118,11 @@ pub async fn show(
     };
     request.remove("name");
     request.insert("model".into(), Value::String(installed.clone()));
-    match state.catalog.show_raw(&Value::Object(request)).await {
+    match state
+        .catalog
+        .show_raw(&installed, &Value::Object(request))
+        .await
+    {
         Some(Ok(show)) => Ok(Json(show).into_response()),
         Some(Err(OllamaError::Status { status, message })) => Ok(refuse(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -130,7 +134,7 @@ pub async fn show(
                 "Ollama is unreachable; retry shortly".to_owned(),
             ))
         }
-        // Behind a broker only the workers' model lists are known.
+        // Behind a broker, from a worker that did not announce the model's details.
         None => {
             let models = state.catalog.models().await?;
             let found = models.iter().find(|m| m.name == installed);
@@ -154,7 +158,7 @@ pub async fn show(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"models\": [...]}` with `expires_at` and `size_vram`; \
-            empty behind a broker.", body = Object),
+            behind a broker, every worker's as it last announced them.", body = Object),
         crate::api::openapi::ollama_errors::KeyAuth,
         crate::api::openapi::ollama_errors::Unavailable,
     ),

@@ -36,7 +36,7 @@ async fn run(state: AppState, caller: Caller, kind: NativeKind, body: &[u8]) -> 
         &state,
         &key,
         &request.model,
-        ServiceTier::Standard,
+        (kind.job_kind(), ServiceTier::Standard),
         |model| request.native_body(model),
     )
     .await

@@ -12,6 +12,7 @@ fn job(id: &str, tier: &str, level: u8) -> Job {
         base_level: level,
         key_id: "key".into(),
         model: "m".into(),
+        kind: crate::queue::JobKind::Chat,
         body: serde_json::value::to_raw_value(&()).unwrap().into(),
         max_wait: Duration::from_secs(600),
         enqueued_at_ms: 0,

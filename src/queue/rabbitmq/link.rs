@@ -44,13 +44,11 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     /// Connects as `role` (`gateway` or `worker`, for the broker's connection names) to the
-    /// broker URL of connection attempt `attempt`, declares the shared topology and
-    /// `own_queue`.
+    /// broker URL of connection attempt `attempt` and declares the shared topology.
     pub async fn open(
         config: &RabbitConfig,
         names: &Names,
         (role, attempt): (&str, u32),
-        own_queue: &str,
     ) -> Result<(Self, LinkEvents), lapin::Error> {
         let instance = &config.instance;
         let url = config.url_for(attempt);
@@ -58,7 +56,6 @@ impl Link {
         let consume = broker::connect(url, &format!("seadragon {role} {instance} consume")).await?;
         let channel = broker::confirm_channel(&publish).await?;
         broker::declare_shared(&channel, names).await?;
-        broker::declare_owned(&channel, own_queue).await?;
         let events = LinkEvents {
             publish_events: Box::pin(publish.events_listener()),
             consume_events: Box::pin(consume.events_listener()),
@@ -74,9 +71,13 @@ impl Link {
     }
 
     /// Closes both connections; unacknowledged deliveries go back to their queues.
+    /// Bounded: closing a connection that already broke may never be answered.
     pub async fn close(&self) {
-        let _ = self.consume.close(200, "shutdown".into()).await;
-        let _ = self.publish.close(200, "shutdown".into()).await;
+        let both = async {
+            let _ = self.consume.close(200, "shutdown".into()).await;
+            let _ = self.publish.close(200, "shutdown".into()).await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), both).await;
     }
 }
 
@@ -99,16 +100,31 @@ impl LinkEvents {
                     lock().blocked = false;
                     Ok(())
                 }
-                Some(Event::Error(err)) => Err(err.to_string()),
+                Some(Event::Error(err)) => fatal(&err),
                 None => Err("the publishing connection closed".to_owned()),
                 Some(_) => Ok(()),
             },
             event = self.consume_events.next() => match event {
-                Some(Event::Error(err)) => Err(err.to_string()),
+                Some(Event::Error(err)) => fatal(&err),
                 None => Err("the consuming connection closed".to_owned()),
                 Some(_) => Ok(()),
             },
         }
+    }
+}
+
+/// Whether a connection's error event ends the session. A soft error closes only the channel
+/// it happened on, and whoever used that channel sees the error there: a liveness probe
+/// expects `NOT_FOUND` or `RESOURCE_LOCKED`, a failed pull ends the session on its own.
+fn fatal(error: &lapin::Error) -> Result<(), String> {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), lapin::protocol::AMQPErrorKind::Soft(_)) =>
+        {
+            tracing::debug!(%error, "a channel was closed by the broker");
+            Ok(())
+        }
+        _ => Err(error.to_string()),
     }
 }
 

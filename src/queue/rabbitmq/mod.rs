@@ -1,13 +1,26 @@
 //! The RabbitMQ backend: the same queue semantics as the embedded one, across processes.
 //!
 //! Topology (all names under a prefix, `seadragon` by default):
-//! - `<prefix>.jobs`: classic durable queue, `x-max-priority` = 4, dead letters to
-//!   `<prefix>.dead`. Workers consume it with manual acks and prefetch = slots.
-//! - `<prefix>.reply.<gateway>`: one per gateway instance, durable with `x-expires`; workers
-//!   publish claims and events there (`mandatory`, so a vanished gateway is noticed).
-//! - `<prefix>.control.<worker>`: one per worker instance, same rules; gateways publish
-//!   grant, deny and cancel orders there.
-//! - `<prefix>.workers`: fanout exchange on which workers announce slots and models.
+//! - `<prefix>.jobs.v3.<model>.p<level>`: one durable quorum queue per model and level 0..=4,
+//!   replicated across the cluster's nodes. Jobs are persistent, published `mandatory` with a
+//!   confirm and a time limit. Quorum queues before RabbitMQ 4.3 have no priorities, so a
+//!   worker with a free slot pulls (`basic.get`, acknowledged when the job ends) from the
+//!   highest level that holds work, among the models its Ollama has.
+//! - `<prefix>.bell`: fanout exchange; a gateway rings it after each job it queues, so idle
+//!   workers pull at once instead of polling (a periodic count repairs a lost bell).
+//! - `<prefix>.reply.<gateway>.s<n>`, `<prefix>.control.<worker>.s<n>` and the subscription
+//!   queues (`announce`, `peers`, `bell`): exclusive to the connection of broker session `n`,
+//!   so they vanish with it and a reconnect declares fresh ones on whichever node it reaches.
+//!   Workers send claims, start reports and events to the gateway's reply queue (`mandatory`,
+//!   so a vanished gateway is noticed); gateways send grant, deny and cancel orders to the
+//!   worker's control queue.
+//! - `<prefix>.workers`: fanout exchange on which workers announce slots and models;
+//!   `<prefix>.gateways`: fanout exchange on which gateways share their state.
+//!
+//! Claims: a worker runs a job only after its gateway granted the claim. Each grant has a
+//! lease: the worker reports the start at once, or the gateway queues the job again; only the
+//! latest grant's events reach the client. After a new broker session a gateway queues its
+//! waiting jobs again under its new reply queue.
 //!
 //! Rescues: the owning gateway rescues a starving job by publishing a second copy at the rescue
 //! level (4, above every tier) when the system-wide ration allows; the claim, arbitrated by

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::queue::{Job, JobEvent};
 
-/// A copy of a job on `seadragon.jobs`. A rescue publishes a copy at the rescue level; the claim
+/// A copy of a job in a job queue. A rescue publishes a copy at the rescue level; the claim
 /// makes sure only one of them runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobMessage {
@@ -15,6 +15,9 @@ pub struct JobMessage {
     pub job: Job,
     /// 0 for the first copy, +1 per copy after it (a rescue, a requeue after a lost worker).
     pub copy: u8,
+    /// The level of the queue this copy was published to.
+    #[serde(default)]
+    pub level: u8,
     /// The owning gateway's reply queue.
     pub reply_to: String,
 }
@@ -40,10 +43,22 @@ pub enum Reply {
         /// The worker's control queue, where the answer goes.
         control: String,
     },
+    /// The worker got the grant and is starting the job: the grant's lease is kept.
+    Running {
+        /// The job.
+        job_id: String,
+        /// The grant it runs under.
+        lease: u32,
+        /// The worker's control queue, where a stale copy's stop order goes.
+        control: String,
+    },
     /// Events of a granted job, in order.
     Events {
         /// The job.
         job_id: String,
+        /// The grant they run under: events of a grant that lost its lease are dropped.
+        #[serde(default)]
+        lease: u32,
         /// One or more events (deltas may be coalesced).
         events: Vec<JobEvent>,
     },
@@ -60,6 +75,10 @@ pub enum Control {
         /// The copy whose claim this answers: one worker may hold two copies of a job.
         #[serde(default)]
         copy: u8,
+        /// Numbers the job's grants: the worker reports with it, and only the latest grant's
+        /// reports count (an earlier one lost its lease).
+        #[serde(default)]
+        lease: u32,
     },
     /// Do not run it (client gone, expired, another copy won).
     Deny {
@@ -87,6 +106,16 @@ impl Control {
     }
 }
 
+/// Gateway → workers, on the bell exchange: a job was queued in this model's queue of this
+/// level; idle workers pull.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bell {
+    /// The job's model.
+    pub model: String,
+    /// The level of the queue it went to.
+    pub level: u8,
+}
+
 /// What a worker announces on the fanout exchange every few seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Announcement {
@@ -98,6 +127,9 @@ pub struct Announcement {
     pub models: Vec<serde_json::Value>,
     /// Whether its Ollama answered the last check.
     pub ollama_ok: bool,
+    /// The models its Ollama has loaded (`/api/ps` entries, as JSON).
+    #[serde(default)]
+    pub loaded: Vec<serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -133,6 +165,7 @@ mod tests {
         let grant = Control::Grant {
             job_id: "j".into(),
             copy: 1,
+            lease: 2,
         };
         let json = serde_json::to_string(&grant).unwrap();
         assert_eq!(serde_json::from_str::<Control>(&json).unwrap(), grant);

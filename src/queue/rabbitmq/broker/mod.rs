@@ -2,17 +2,22 @@
 //! - [`names`]: queue and exchange names under a prefix;
 //! - [`topology`]: connections, declarations and consumers;
 //! - [`publish`]: confirmed publishing, routed or returned;
+//! - [`pull`]: taking one job at a time and counting a queue's jobs;
 //! - [`probe`]: liveness of other processes' queues, reconnect backoff.
 
 mod names;
 mod probe;
 mod publish;
+mod pull;
 mod topology;
 
 pub use names::Names;
-pub use probe::{LIVENESS_EVERY, backoff, queues_without_consumers};
-pub use publish::{Published, json_properties, publish, publish_to_exchange, publish_unconfirmed};
+pub use probe::{LIVENESS_EVERY, NOT_FOUND, backoff, queues_gone, reply_code};
+pub use publish::{
+    PublishError, Published, json_properties, publish, publish_to_exchange, publish_unconfirmed,
+    ring,
+};
+pub use pull::{pull, ready};
 pub use topology::{
-    confirm_channel, connect, consume_jobs, consume_queue, declare_jobs, declare_owned,
-    declare_shared, jobs_channel, subscribe,
+    confirm_channel, connect, consume_owned, declare_jobs, declare_shared, subscribe,
 };

@@ -17,28 +17,35 @@ impl Names {
         }
     }
 
-    /// The priority job queue of one model: a job goes only to workers whose Ollama has its
-    /// model. (`<p>.jobs.v2.`, since the single `<p>.jobs` of earlier versions had other
-    /// arguments, which RabbitMQ refuses to change.) A name past the broker's 255-byte limit
-    /// ends in a digest of the model instead.
-    pub fn jobs(&self, model: &str) -> String {
-        let name = format!("{}.jobs.v2.{model}", self.prefix);
+    /// The job queue of one model and level (0..=4): a quorum queue, so it survives the loss
+    /// of a broker node. RabbitMQ before 4.3 has no priorities in quorum queues, so there is
+    /// one queue per level and workers pull the highest non-empty one; and one set per model,
+    /// so a job goes only to workers whose Ollama has its model. A name past the broker's
+    /// 255-byte limit ends in a digest of the model instead. (`v3`: earlier versions declared
+    /// classic queues under other names, and RabbitMQ refuses to change a queue's type.)
+    pub fn jobs(&self, model: &str, level: u8) -> String {
+        let name = format!("{}.jobs.v3.{model}.p{level}", self.prefix);
         if name.len() <= 255 {
             return name;
         }
         let digest = sha2::Sha256::digest(model.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}.jobs.v2.sha256-{hex}", self.prefix)
+        format!("{}.jobs.v3.sha256-{hex}.p{level}", self.prefix)
     }
 
-    /// A gateway instance's reply queue.
-    pub fn reply(&self, instance: &str) -> String {
-        format!("{}.reply.{instance}", self.prefix)
+    /// The fanout exchange that rings when a job is queued, so idle workers pull at once
+    /// instead of polling.
+    pub fn bell(&self) -> String {
+        format!("{}.bell", self.prefix)
     }
 
-    /// A worker instance's control queue.
-    pub fn control(&self, instance: &str) -> String {
-        format!("{}.control.{instance}", self.prefix)
+    /// A process's own queue of `kind` (`reply`, `control`, `peers`, `announce`, `bell`) in
+    /// broker session `session`. Own queues are exclusive to the connection that declared
+    /// them, so they vanish with it and a reconnect declares fresh ones wherever it lands,
+    /// even when the node that held the old ones is down; the session number keeps a new
+    /// name apart from one a half-dead old connection still holds.
+    pub fn owned(&self, kind: &str, instance: &str, session: u32) -> String {
+        format!("{}.{kind}.{instance}.s{session}", self.prefix)
     }
 
     /// The fanout exchange workers announce themselves on.
@@ -50,16 +57,6 @@ impl Names {
     pub fn gateways(&self) -> String {
         format!("{}.gateways", self.prefix)
     }
-
-    /// A gateway instance's queue of its peers' messages.
-    pub fn peers(&self, instance: &str) -> String {
-        format!("{}.peers.{instance}", self.prefix)
-    }
-
-    /// A gateway instance's queue of worker announcements.
-    pub fn announcements(&self, instance: &str) -> String {
-        format!("{}.announce.{instance}", self.prefix)
-    }
 }
 
 #[cfg(test)]
@@ -67,15 +64,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_model_has_its_own_job_queue_within_the_name_limit() {
+    fn each_model_and_level_has_its_own_job_queue_within_the_name_limit() {
         let names = Names::new("sd");
-        assert_eq!(names.jobs("llama3.2:latest"), "sd.jobs.v2.llama3.2:latest");
+        assert_eq!(
+            names.jobs("llama3.2:latest", 3),
+            "sd.jobs.v3.llama3.2:latest.p3"
+        );
         let long = "m".repeat(300);
-        let queue = names.jobs(&long);
+        let queue = names.jobs(&long, 4);
         assert!(
-            queue.len() <= 255 && queue.starts_with("sd.jobs.v2.sha256-"),
+            queue.len() <= 255 && queue.starts_with("sd.jobs.v3.sha256-") && queue.ends_with(".p4"),
             "{queue}"
         );
-        assert_ne!(queue, names.jobs(&"m".repeat(301)));
+        assert_ne!(queue, names.jobs(&"m".repeat(301), 4));
+        assert_eq!(names.owned("reply", "gw1", 2), "sd.reply.gw1.s2");
     }
 }

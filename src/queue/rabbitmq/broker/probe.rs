@@ -15,15 +15,17 @@ pub async fn backoff(attempt: u32) {
 /// How often gateways and workers check that the other end of their running jobs lives.
 pub const LIVENESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Checks which of `queues` still have a consumer, i.e. whose owner is alive. Uses (and
-/// replaces when the broker closes it) a dedicated channel, since a passive declare of a
-/// queue that no longer exists closes the channel.
-pub async fn queues_without_consumers(
+/// Checks which of `queues` are gone, i.e. whose owner's connection ended: they are exclusive
+/// (see [`super::declare_owned`]), so the broker deletes each with its connection. A passive
+/// declare of another connection's exclusive queue answers `RESOURCE_LOCKED`: it exists. Uses
+/// (and replaces when the broker closes it) a dedicated channel, since both answers close the
+/// channel.
+pub async fn queues_gone(
     connection: &lapin::Connection,
     probe: &mut Option<Channel>,
     queues: Vec<String>,
 ) -> Result<Vec<String>, lapin::Error> {
-    let mut dead = Vec::new();
+    let mut gone = Vec::new();
     for queue in queues {
         let channel = match probe.take() {
             Some(channel) if channel.status().connected() => channel,
@@ -40,14 +42,30 @@ pub async fn queues_without_consumers(
             )
             .await;
         match declared {
-            Ok(q) if q.consumer_count() > 0 => *probe = Some(channel),
-            Ok(_) => {
+            // Not exclusive (an owner from before exclusive queues): alive while consumed.
+            Ok(q) => {
                 *probe = Some(channel);
-                dead.push(queue);
+                if q.consumer_count() == 0 {
+                    gone.push(queue);
+                }
             }
-            // NOT_FOUND closes the channel; the next probe opens another.
-            Err(_) => dead.push(queue),
+            Err(e) if reply_code(&e) == Some(NOT_FOUND) => gone.push(queue),
+            Err(e) if reply_code(&e) == Some(RESOURCE_LOCKED) => {}
+            // The connection itself failed: the session ends and reconnects.
+            Err(e) => return Err(e),
         }
     }
-    Ok(dead)
+    Ok(gone)
+}
+
+/// AMQP reply codes the probes tell apart.
+pub const NOT_FOUND: u16 = 404;
+const RESOURCE_LOCKED: u16 = 405;
+
+/// The AMQP reply code of a broker error, if it is one.
+pub fn reply_code(error: &lapin::Error) -> Option<u16> {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
+        _ => None,
+    }
 }

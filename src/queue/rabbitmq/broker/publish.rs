@@ -142,6 +142,24 @@ pub async fn publish_to_exchange(
         .map(|_| ())
 }
 
+/// Publishes a wake-up to a fanout exchange without waiting for its confirm: a lost one costs
+/// a delay until the next periodic look, never a job.
+pub async fn ring(channel: &Channel, exchange: &str, payload: &[u8]) {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(1)
+        .with_expiration("5000".into());
+    let sent = channel.basic_publish(
+        exchange.into(),
+        ShortString::from(""),
+        BasicPublishOptions::default(),
+        payload,
+        properties,
+    );
+    if let Err(e) = sent.await {
+        tracing::debug!(error = %e, "a bell was not sent");
+    }
+}
+
 /// JSON message properties with a correlation id.
 pub fn json_properties(correlation_id: &str) -> BasicProperties {
     BasicProperties::default()

@@ -9,21 +9,17 @@ use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use super::Names;
-use crate::queue::schedule::RESCUE_LEVEL;
 
-/// How long an unused reply, control or announcement queue survives its owner.
-const OWNER_QUEUE_EXPIRES_MS: u32 = 30_000;
-
-/// Declares an owned queue bound to a fanout exchange and consumes it without acks (its
-/// messages are periodic state: losing one costs nothing).
+/// Declares an own queue (see [`declare_owned`]) bound to a fanout exchange and consumes it
+/// without acks (its messages are periodic state or wake-ups: losing one costs nothing).
 pub async fn subscribe(
-    declare: &Channel,
     consume: &Connection,
     queue: &str,
     exchange: &str,
 ) -> Result<lapin::Consumer, lapin::Error> {
-    declare_owned(declare, queue).await?;
-    declare
+    let channel = consume.create_channel().await?;
+    declare_owned(&channel, queue).await?;
+    channel
         .queue_bind(
             queue.into(),
             exchange.into(),
@@ -32,28 +28,30 @@ pub async fn subscribe(
             FieldTable::default(),
         )
         .await?;
-    consume_queue(consume, queue, None).await
+    consume_on(&channel, queue, false).await
 }
 
-/// Consumes `queue` on a channel of its own: with manual acks and at most `prefetch`
-/// unacknowledged deliveries, or without acks when `prefetch` is `None`.
-pub async fn consume_queue(
-    connection: &Connection,
+/// Declares an own queue and consumes it without acks, on a channel of `consume`.
+pub async fn consume_owned(
+    consume: &Connection,
     queue: &str,
-    prefetch: Option<u16>,
 ) -> Result<lapin::Consumer, lapin::Error> {
-    let channel = connection.create_channel().await?;
-    if let Some(prefetch) = prefetch {
-        channel
-            .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
-            .await?;
-    }
+    let channel = consume.create_channel().await?;
+    declare_owned(&channel, queue).await?;
+    consume_on(&channel, queue, false).await
+}
+
+async fn consume_on(
+    channel: &Channel,
+    queue: &str,
+    acks: bool,
+) -> Result<lapin::Consumer, lapin::Error> {
     channel
         .basic_consume(
             queue.into(),
             ShortString::from(""),
             lapin::options::BasicConsumeOptions {
-                no_ack: prefetch.is_none(),
+                no_ack: !acks,
                 ..lapin::options::BasicConsumeOptions::default()
             },
             FieldTable::default(),
@@ -109,22 +107,23 @@ async fn declare_fanout(channel: &Channel, name: &str) -> Result<(), lapin::Erro
 pub async fn declare_shared(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
     declare_fanout(channel, &names.gateways()).await?;
     declare_fanout(channel, &names.workers()).await?;
+    declare_fanout(channel, &names.bell()).await?;
     Ok(())
 }
 
 /// An unused model's job queue is removed after this long: longer than any job may wait.
 const JOB_QUEUE_EXPIRES_MS: u32 = 25 * 3600 * 1000;
 
-/// Declares the job queue `name` (see [`Names::jobs`]). Idempotent; gateways declare it before
-/// their first publish, workers before they consume it.
+/// Declares the job queue `name` (see [`Names::jobs`]): a quorum queue, replicated across the
+/// cluster's nodes, so a job survives the loss of any minority of them. Idempotent; gateways
+/// declare it before their first publish, workers before they pull from it. No dead-letter
+/// exchange: an expired copy is a job that waited too long (its gateway has failed it
+/// already) or the losing copy of a rescue, and keeping its body helps nobody.
 pub async fn declare_jobs(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
-    // The priority count is fixed at declare time; changing it means deleting the queue. No
-    // dead-letter exchange: an expired copy is a job that waited too long (its gateway has
-    // failed it already) or the losing copy of a rescue, and keeping its body helps nobody.
     let mut args = FieldTable::default();
     args.insert(
-        "x-max-priority".into(),
-        AMQPValue::ShortShortUInt(RESCUE_LEVEL),
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
     );
     args.insert(
         "x-expires".into(),
@@ -136,40 +135,17 @@ pub async fn declare_jobs(channel: &Channel, name: &str) -> Result<(), lapin::Er
     Ok(())
 }
 
-/// A channel for consuming job queues, at most `slots` unacknowledged deliveries across all of
-/// them (a global prefetch: per consumer, a worker serving several models could hold more jobs
-/// than it has slots, which silently defeats priority).
-pub async fn jobs_channel(connection: &Connection, slots: u16) -> Result<Channel, lapin::Error> {
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos(slots, lapin::options::BasicQosOptions { global: true })
-        .await?;
-    Ok(channel)
-}
-
-/// Declares and consumes the job queue `name` on `channel`, with manual acks.
-pub async fn consume_jobs(channel: &Channel, name: &str) -> Result<lapin::Consumer, lapin::Error> {
-    declare_jobs(channel, name).await?;
-    channel
-        .basic_consume(
-            name.into(),
-            ShortString::from(""),
-            lapin::options::BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-}
-
-/// Declares a queue owned by one process instance: durable with a client-chosen name (so a
-/// reconnect redeclares it), removed by the broker once unused for a while.
+/// Declares a queue owned by one process's connection: exclusive, so the broker deletes it
+/// when that connection ends, and a reconnect declares a fresh one (under a new name, see
+/// [`Names::owned`]) on whichever node it reaches. A durable queue would be stuck on its home
+/// node: while that node is down nobody could declare or use the name.
 pub async fn declare_owned(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-expires".into(),
-        AMQPValue::LongUInt(OWNER_QUEUE_EXPIRES_MS),
-    );
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        ..QueueDeclareOptions::default()
+    };
     channel
-        .queue_declare(name.into(), QueueDeclareOptions::durable(), args)
+        .queue_declare(name.into(), options, FieldTable::default())
         .await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! This gateway's jobs: publishing copies, deciding claims, forwarding events under the
+//! This gateway's jobs: publishing copies, forwarding events under the
 //! slow-client policy, expiry, and what happens when a worker vanishes.
 
 use std::collections::BTreeMap;
@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ExpiryStop, Inner, Outgoing, Phase, Tracked, expired, unavailable};
+use super::{Inner, Outgoing, Phase, Tracked, expired, unavailable};
 use crate::queue::rabbitmq::broker;
-use crate::queue::rabbitmq::wire::JobMessage;
-use crate::queue::schedule::RESCUE_LEVEL;
+use crate::queue::rabbitmq::wire::{Bell, JobMessage};
 use crate::queue::{Job, JobEvent, JobFailure, QueueError, QueueSnapshot, TierDepth, pacing};
 
 impl Inner {
@@ -70,45 +69,89 @@ impl Inner {
         remaining: Duration,
     ) -> Result<(), QueueError> {
         let channel = self.channel.borrow().clone().ok_or_else(unavailable)?;
+        let reply_to = self
+            .reply_queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let message = JobMessage {
             v: 1,
             job: job.clone(),
             copy,
-            reply_to: self.reply_queue.clone(),
+            level,
+            reply_to: reply_to.clone(),
         };
         let payload =
             serde_json::to_vec(&message).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let ttl = remaining;
-        // Persistent, so a broker restart keeps queued jobs; mandatory, so a job queue that
-        // is not there (its node down) is a refusal instead of a silent drop.
+        // Persistent, so a broker restart keeps queued jobs (a quorum queue stores every
+        // message anyway); mandatory, so a job queue that is not there is a refusal instead
+        // of a silent drop. A queue without a quorum of its nodes answers neither, and the
+        // confirm's time limit turns that into a refusal too.
         let properties = broker::json_properties(&job.id)
             .with_message_id(job.id.as_str().into())
-            .with_reply_to(self.reply_queue.as_str().into())
-            .with_priority(level)
+            .with_reply_to(reply_to.as_str().into())
             .with_delivery_mode(2)
             .with_expiration(ttl.as_millis().max(1).to_string().into());
-        let queue = self.names.jobs(&job.model);
-        let declared = self
-            .declared
+        let queue = self.names.jobs(&job.model, level);
+        // A job queue unused past its expiry is gone although this session declared it: the
+        // publish comes back unroutable, and one more declare brings the queue back. A quorum
+        // queue also refuses (nacks) a message now and then while it is busy, e.g. just after
+        // it was declared; a nacked message was not taken, so sending it again duplicates
+        // nothing.
+        let mut refusal = "the job queue is not available on the broker".to_owned();
+        for attempt in 0..3u64 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            self.declare_jobs(&channel, &queue).await?;
+            match broker::publish(&channel, &queue, &payload, properties.clone(), true).await {
+                Ok(broker::Published::Routed) => {
+                    // Only now: a worker woken earlier could find the queue still empty.
+                    let bell = Bell {
+                        model: job.model.clone(),
+                        level,
+                    };
+                    if let Ok(bell) = serde_json::to_vec(&bell) {
+                        broker::ring(&channel, &self.names.bell(), &bell).await;
+                    }
+                    return Ok(());
+                }
+                Ok(broker::Published::Returned) => {
+                    self.declared_lock().remove(&queue);
+                }
+                Err(e @ broker::PublishError::Nacked) => refusal = e.to_string(),
+                Err(e) => return Err(QueueError::Unavailable(e.to_string())),
+            }
+        }
+        Err(QueueError::Unavailable(refusal))
+    }
+
+    /// Declares a job queue unless this session did already.
+    async fn declare_jobs(&self, channel: &lapin::Channel, queue: &str) -> Result<(), QueueError> {
+        if self.declared_lock().contains(queue) {
+            return Ok(());
+        }
+        broker::declare_jobs(channel, queue)
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        self.declared_lock().insert(queue.to_owned());
+        Ok(())
+    }
+
+    fn declared_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.declared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&queue);
-        if !declared {
-            broker::declare_jobs(&channel, &queue)
-                .await
-                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-            self.declared
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(queue.clone());
-        }
-        match broker::publish(&channel, &queue, &payload, properties, true).await {
-            Ok(broker::Published::Routed) => Ok(()),
-            Ok(broker::Published::Returned) => Err(QueueError::Unavailable(
-                "the job queue is not available on the broker".to_owned(),
-            )),
-            Err(e) => Err(QueueError::Unavailable(e.to_string())),
-        }
+    }
+
+    /// This gateway's queued jobs.
+    pub(super) fn queued_ids(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, t)| matches!(t.phase, Phase::Queued))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Removes a job and tells its client why.
@@ -116,68 +159,6 @@ impl Inner {
         if let Some(tracked) = self.lock().remove(job_id) {
             let _ = tracked.events.try_send(JobEvent::Failed(failure));
         }
-    }
-
-    /// Decides a claim: the first claim of a queued job wins; a redelivery of the granted copy
-    /// (its worker died) is granted again only if the client has seen nothing yet.
-    pub(super) fn decide(&self, job_id: &str, copy: u8, redelivered: bool, control: &str) -> bool {
-        let mut jobs = self.lock();
-        let Some(tracked) = jobs.get_mut(job_id) else {
-            return false;
-        };
-        match tracked.phase.clone() {
-            Phase::Queued if tracked.enqueued.elapsed() > tracked.job.max_wait => {
-                drop(jobs);
-                self.fail(job_id, expired(job_id));
-                false
-            }
-            Phase::Queued => {
-                tracked.expiry.0.cancel();
-                tracked.phase = Phase::Granted {
-                    control: control.to_owned(),
-                    copy,
-                };
-                // A rescued job's dispatch was booked with its rescue.
-                let booked = tracked.rescued;
-                drop(jobs);
-                if !booked {
-                    self.ledger().dispatched(Instant::now());
-                }
-                true
-            }
-            Phase::Granted { copy: granted, .. } if granted == copy && redelivered => {
-                if tracked.tokens_sent {
-                    drop(jobs);
-                    self.fail(
-                        job_id,
-                        JobFailure::new(502, "the worker running this request stopped mid-answer"),
-                    );
-                    false
-                } else {
-                    tracked.phase = Phase::Granted {
-                        control: control.to_owned(),
-                        copy,
-                    };
-                    true
-                }
-            }
-            Phase::Granted { .. } => false,
-        }
-    }
-
-    /// Control queues of the workers running this gateway's jobs.
-    pub(super) fn granted_controls(&self) -> Vec<String> {
-        let mut controls: Vec<String> = self
-            .lock()
-            .values()
-            .filter_map(|t| match &t.phase {
-                Phase::Granted { control, .. } => Some(control.clone()),
-                Phase::Queued => None,
-            })
-            .collect();
-        controls.sort_unstable();
-        controls.dedup();
-        controls
     }
 
     /// The broker session ended. Events of running jobs may have been lost with it (the reply
@@ -203,62 +184,6 @@ impl Inner {
                 ),
             );
             let _ = self.outbox.send(Outgoing::Cancel { control, job_id });
-        }
-    }
-
-    /// A worker vanished: its jobs that sent nothing yet go back to the queue, the others end
-    /// with an error (a half answer is never restarted).
-    pub(super) async fn worker_gone(self: &Arc<Self>, control: &str) {
-        let mut requeue = Vec::new();
-        let mut failed = Vec::new();
-        {
-            let mut jobs = self.lock();
-            for (id, t) in jobs.iter_mut() {
-                if !matches!(&t.phase, Phase::Granted { control: c, .. } if c == control) {
-                    continue;
-                }
-                if t.tokens_sent {
-                    failed.push(id.clone());
-                } else {
-                    t.phase = Phase::Queued;
-                    t.expiry = ExpiryStop(CancellationToken::new());
-                    // A rescued job goes back at the rescue level: that is not a second rescue.
-                    let level = if t.rescued {
-                        RESCUE_LEVEL
-                    } else {
-                        t.job.base_level
-                    };
-                    let copy = t.copies;
-                    requeue.push((
-                        Arc::clone(&t.job),
-                        copy,
-                        level,
-                        t.enqueued,
-                        t.expiry.0.clone(),
-                    ));
-                    t.copies = t.copies.saturating_add(1);
-                }
-            }
-        }
-        for id in failed {
-            tracing::warn!(job = %id, "worker vanished mid-answer");
-            self.fail(
-                &id,
-                JobFailure::new(502, "the worker running this request stopped mid-answer"),
-            );
-        }
-        for (job, copy, level, enqueued, stop_expiry) in requeue {
-            tracing::warn!(job = %job.id, "worker vanished before answering; job queued again");
-            let remaining = job.max_wait.saturating_sub(enqueued.elapsed());
-            if let Err(e) = self.publish_copy(&job, copy, level, remaining).await {
-                tracing::warn!(job = %job.id, error = %e, "could not queue the job again");
-            }
-            tokio::spawn(expire(
-                Arc::downgrade(self),
-                job.id.clone(),
-                enqueued + job.max_wait,
-                stop_expiry,
-            ));
         }
     }
 

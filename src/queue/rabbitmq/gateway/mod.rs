@@ -3,18 +3,23 @@
 //! allows, arbitrates claims (one grant per job, whatever copies exist) and routes the reply
 //! queue's events to each job's ticket.
 //!
-//! - [`jobs`]: the state of this gateway's jobs, claims and expiry;
+//! - [`jobs`]: the state of this gateway's jobs, publishing, events and expiry;
+//! - [`claims`]: deciding claims, grant leases, and what happens when a worker vanishes;
+//! - [`directory`]: the models and Ollama versions the workers announce;
 //! - [`rescue`]: the rescue task, admission and where a job stands;
 //! - [`session`]: the broker session (connections, consumers, reconnection);
 //! - [`peers`]: what gateways tell each other, so queue views, the rescue ration and clears
 //!   are system-wide.
 
+mod claims;
+mod directory;
 mod jobs;
 mod peers;
 mod rescue;
 mod session;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,8 +31,6 @@ use tokio_util::sync::CancellationToken;
 use super::broker::Names;
 use super::wire::Announcement;
 use super::{BrokerStatus, RabbitConfig};
-use crate::catalog::ModelDirectory;
-use crate::ollama::wire::ModelEntry;
 use crate::queue::ledger::DispatchLedger;
 use crate::queue::{
     BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobStanding, JobTicket,
@@ -45,7 +48,10 @@ pub struct RabbitGateway {
 struct Inner {
     config: RabbitConfig,
     names: Names,
-    reply_queue: String,
+    /// Broker sessions so far: each names its own queues (see [`Names::owned`]).
+    sessions: AtomicU32,
+    /// This session's reply queue: where workers send claims and events.
+    reply_queue: Mutex<String>,
     policy: QueuePolicy,
     jobs: Mutex<HashMap<String, Tracked>>,
     /// Dispatches and rescues, this gateway's and its peers'.
@@ -84,6 +90,8 @@ struct Tracked {
     enqueued: Instant,
     /// Copies published so far; the next copy's number.
     copies: u8,
+    /// Grants so far; the next grant's number.
+    leases: u32,
     /// A copy at the rescue level was published; a job is rescued once.
     rescued: bool,
     phase: Phase,
@@ -107,19 +115,26 @@ impl Drop for ExpiryStop {
 #[derive(Debug, Clone)]
 enum Phase {
     Queued,
-    Granted { control: String, copy: u8 },
+    Granted {
+        /// The control queue of the worker holding the grant.
+        control: String,
+        copy: u8,
+        /// The grant's number (see [`Tracked::leases`]).
+        lease: u32,
+        /// The worker reported the start; until then the grant may lapse.
+        started: bool,
+    },
 }
 
 impl RabbitGateway {
     /// Starts the connection supervisor and the rescue task; the gateway answers (503) while
     /// the broker is away.
     pub fn start(config: RabbitConfig, policy: QueuePolicy) -> Self {
-        let names = Names::new(&config.prefix);
-        let reply_queue = names.reply(&config.instance);
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            names,
-            reply_queue,
+            names: Names::new(&config.prefix),
+            sessions: AtomicU32::new(0),
+            reply_queue: Mutex::default(),
             jobs: Mutex::default(),
             ledger: Mutex::new(DispatchLedger::new(policy.rescue_share)),
             policy,
@@ -199,42 +214,6 @@ fn expired(job_id: &str) -> JobFailure {
     )
 }
 
-impl ModelDirectory for RabbitGateway {
-    fn models(&self) -> Vec<ModelEntry> {
-        let mut models: Vec<ModelEntry> = Vec::new();
-        for (worker, _) in self.inner.live_workers() {
-            for value in worker.models {
-                if let Ok(entry) = serde_json::from_value::<ModelEntry>(value)
-                    && !models.iter().any(|m| m.name == entry.name)
-                {
-                    models.push(entry);
-                }
-            }
-        }
-        models
-    }
-
-    fn workers(&self) -> (usize, usize) {
-        let live = self.inner.live_workers();
-        (live.len(), live.iter().filter(|(w, _)| w.ollama_ok).count())
-    }
-
-    fn ollama_versions(&self) -> Vec<String> {
-        // Every worker's own entries: two workers sharing a model may run different Ollamas.
-        self.inner
-            .live_workers()
-            .into_iter()
-            .filter_map(|(worker, _)| {
-                worker.models.iter().find_map(|m| {
-                    serde_json::from_value::<ModelEntry>(m.clone())
-                        .ok()
-                        .and_then(|e| e.ollama_version)
-                })
-            })
-            .collect()
-    }
-}
-
 #[async_trait]
 impl JobQueue for RabbitGateway {
     async fn submit(&self, job: Job) -> Result<JobTicket, QueueError> {
@@ -278,6 +257,7 @@ impl JobQueue for RabbitGateway {
                     overflow: None,
                     enqueued,
                     copies: 1,
+                    leases: 0,
                     rescued: false,
                     phase: Phase::Queued,
                     tokens_sent: false,

@@ -142,13 +142,19 @@ impl Inner {
             (Arc::clone(&t.job), copy, remaining)
         };
         let (job, copy, remaining) = chosen;
-        self.ledger().rescued(Instant::now(), &job.tier);
-        tracing::debug!(job = %job.id, tier = %job.tier, "starving job rescued");
-        if let Err(e) = self.publish_copy(&job, copy, RESCUE_LEVEL, remaining).await {
-            // The original copy is still queued; the job may be rescued again later.
-            tracing::warn!(job = %job.id, error = %e, "could not publish a rescue copy");
-            if let Some(t) = self.lock().get_mut(&job.id) {
-                t.rescued = false;
+        // Booked once the copy is on the broker, so a rescue counted is one a worker can take
+        // (the task is sequential: no other rescue is decided meanwhile).
+        match self.publish_copy(&job, copy, RESCUE_LEVEL, remaining).await {
+            Ok(()) => {
+                self.ledger().rescued(Instant::now(), &job.tier);
+                tracing::debug!(job = %job.id, tier = %job.tier, "starving job rescued");
+            }
+            Err(e) => {
+                // The original copy is still queued; the job may be rescued again later.
+                tracing::warn!(job = %job.id, error = %e, "could not publish a rescue copy");
+                if let Some(t) = self.lock().get_mut(&job.id) {
+                    t.rescued = false;
+                }
             }
         }
     }
@@ -164,7 +170,7 @@ pub(super) fn local_levels(jobs: &HashMap<String, Tracked>) -> [usize; LEVELS] {
 }
 
 /// The level a queued job competes at.
-fn level_of(t: &Tracked) -> u8 {
+pub(super) fn level_of(t: &Tracked) -> u8 {
     if t.rescued {
         RESCUE_LEVEL
     } else {

@@ -2,6 +2,7 @@
 //! of the workers running our jobs, and reconnection with backoff.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -12,7 +13,7 @@ use super::peers::{self, GatewayState, PeerMessage};
 use super::{Inner, Outgoing};
 use crate::queue::JobEvent;
 use crate::queue::rabbitmq::broker;
-use crate::queue::rabbitmq::link::{self, Link};
+use crate::queue::rabbitmq::link::{self, Link, LinkEvents};
 use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
 
 /// Keeps a session with the broker up, reconnecting with backoff.
@@ -43,39 +44,45 @@ async fn session(
     outbox: &mut mpsc::UnboundedReceiver<Outgoing>,
     attempt: &mut u32,
 ) -> Result<(), String> {
+    let (link, mut events) = Link::open(&inner.config, &inner.names, ("gateway", *attempt))
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = serve(inner, &link, &mut events, outbox, attempt).await;
+    // Closed whatever ended the session, so its own queues go at once.
+    link.close().await;
+    result
+}
+
+async fn serve(
+    inner: &Arc<Inner>,
+    link: &Link,
+    events: &mut LinkEvents,
+    outbox: &mut mpsc::UnboundedReceiver<Outgoing>,
+    attempt: &mut u32,
+) -> Result<(), String> {
     let e = |e: lapin::Error| e.to_string();
-    let instance = &inner.config.instance;
-    let (link, mut events) = Link::open(
-        &inner.config,
-        &inner.names,
-        ("gateway", *attempt),
-        &inner.reply_queue,
-    )
-    .await
-    .map_err(e)?;
+    let (instance, names) = (&inner.config.instance, &inner.names);
     let (channel, consume) = (link.channel.clone(), &link.consume);
+    let number = inner.sessions.fetch_add(1, Ordering::Relaxed);
+    let reply_queue = names.owned("reply", instance, number);
     // Without acknowledgements: an ack per claim and per event batch cost the broker and the
     // gateway about as much as the messages themselves. What this gives up is redelivery after
     // a lost session, and `Inner::session_lost` ends the jobs whose events may be gone.
-    let mut consumer = broker::consume_queue(consume, &inner.reply_queue, None)
+    let mut consumer = broker::consume_owned(consume, &reply_queue)
         .await
         .map_err(e)?;
-    let mut announcements = broker::subscribe(
-        &channel,
-        consume,
-        &inner.names.announcements(instance),
-        &inner.names.workers(),
-    )
-    .await
-    .map_err(e)?;
-    let mut peer_messages = broker::subscribe(
-        &channel,
-        consume,
-        &inner.names.peers(instance),
-        &inner.names.gateways(),
-    )
-    .await
-    .map_err(e)?;
+    let announce = names.owned("announce", instance, number);
+    let mut announcements = broker::subscribe(consume, &announce, &names.workers())
+        .await
+        .map_err(e)?;
+    let peers = names.owned("peers", instance, number);
+    let mut peer_messages = broker::subscribe(consume, &peers, &names.gateways())
+        .await
+        .map_err(e)?;
+    *inner
+        .reply_queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = reply_queue.clone();
     // A new session may be on a broker that lost its queues: declare each again before use.
     inner
         .declared
@@ -90,7 +97,19 @@ async fn session(
     tokio::spawn(send_orders(channel.clone(), pending));
     link::connected(&inner.status);
     *attempt = 0;
-    tracing::info!(queue = %inner.reply_queue, "connected to the broker");
+    tracing::info!(queue = %reply_queue, "connected to the broker");
+    // Jobs still queued name the last session's reply queue, which is gone: each gets a new
+    // copy naming this one (the old copies' claims come back unroutable, and their workers
+    // drop them).
+    let queued = inner.queued_ids();
+    if !queued.is_empty() {
+        tracing::info!(
+            jobs = queued.len(),
+            "queueing this gateway's jobs again for the new session"
+        );
+        let inner = Arc::clone(inner);
+        tokio::spawn(async move { inner.queue_again(queued).await });
+    }
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
     let mut share = tokio::time::interval(peers::SHARE_EVERY);
     let mut probe = None;
@@ -117,7 +136,7 @@ async fn session(
             _ = liveness.tick() => {
                 let controls = inner.granted_controls();
                 if !controls.is_empty() {
-                    for control in broker::queues_without_consumers(consume, &mut probe, controls).await.map_err(e)? {
+                    for control in broker::queues_gone(consume, &mut probe, controls).await.map_err(e)? {
                         let inner = Arc::clone(inner);
                         tokio::spawn(async move { inner.worker_gone(&control).await });
                     }
@@ -147,10 +166,7 @@ async fn session(
                     tokio::spawn(tell_peers(Arc::clone(inner), channel.clone(), clear));
                 }
             },
-            () = inner.shutdown.cancelled() => {
-                link.close().await;
-                return Ok(());
-            }
+            () = inner.shutdown.cancelled() => return Ok(()),
         }
     }
 }
@@ -193,15 +209,34 @@ fn handle_reply(inner: &Arc<Inner>, orders: &mpsc::UnboundedSender<Order>, data:
             slots,
             control,
         }) => {
-            let order = if inner.decide(&job_id, copy, redelivered, &control) {
-                inner.forward(&job_id, vec![JobEvent::Started { worker, slots }]);
-                Control::Grant { job_id, copy }
-            } else {
-                Control::Deny { job_id, copy }
+            let order = match inner.decide(&job_id, copy, redelivered, &control) {
+                Some(lease) => {
+                    inner.forward(&job_id, vec![JobEvent::Started { worker, slots }]);
+                    Control::Grant {
+                        job_id,
+                        copy,
+                        lease,
+                    }
+                }
+                None => Control::Deny { job_id, copy },
             };
             let _ = orders.send((control, order));
         }
-        Ok(Reply::Events { job_id, events }) => inner.forward(&job_id, events),
+        Ok(Reply::Running {
+            job_id,
+            lease,
+            control,
+        }) => inner.running(&job_id, lease, &control),
+        Ok(Reply::Events {
+            job_id,
+            lease,
+            events,
+        }) => {
+            // Events of a grant that lapsed are not the client's answer.
+            if inner.keep_lease(&job_id, lease) {
+                inner.forward(&job_id, events);
+            }
+        }
         Err(err) => tracing::warn!(error = %err, "unreadable message on the reply queue; dropped"),
     }
 }

@@ -44,6 +44,7 @@ impl Delivery for RabbitDelivery {
         let (tx, rx) = oneshot::channel();
         let key = (job_id.clone(), self.message.copy);
         locked(&self.inner.claims).insert(key.clone(), tx);
+        let control = locked(&self.inner.control_queue).clone();
         let claim = Reply::Claim {
             job_id: job_id.clone(),
             copy: self.message.copy,
@@ -51,7 +52,7 @@ impl Delivery for RabbitDelivery {
             worker: worker.to_owned(),
             // The gateway reports the start from these when it grants the claim.
             slots,
-            control: self.inner.control_queue.clone(),
+            control: control.clone(),
         };
         let published = self
             .inner
@@ -69,13 +70,13 @@ impl Delivery for RabbitDelivery {
                 ))),
             },
             // No reply queue: the gateway that owned the client is gone, and the job with it.
-            Ok(Published::Returned) => Ok(false),
+            Ok(Published::Returned) => Ok(None),
             Err(e) => Err(e),
         };
         locked(&self.inner.claims).remove(&key);
-        match answer {
-            Ok(true) => {}
-            Ok(false) => {
+        let lease = match answer {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
                 ack(&self.delivery).await;
                 return Claim::Denied;
             }
@@ -84,8 +85,27 @@ impl Delivery for RabbitDelivery {
                 // arrives late finds no claim here and is dropped; the gateway grants the
                 // redelivered copy again, as no token was sent.
                 requeue(&self.delivery).await;
+                let message = &self.message;
+                locked(&self.inner.backlog).rang(&message.job.model, message.level);
+                self.inner.bell.notify_one();
                 return Claim::Failed(e);
             }
+        };
+        // Ends the grant's lease: without it the gateway gives the job to another worker. Not
+        // awaited: the job's events, which also end the lease, need not wait behind it.
+        {
+            let (inner, reply_to) = (Arc::clone(&self.inner), self.message.reply_to.clone());
+            let running = Reply::Running {
+                job_id: job_id.clone(),
+                lease,
+                control,
+            };
+            let id = job_id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.publish_reply(&reply_to, &id, &running).await {
+                    tracing::debug!(job = %id, error = %e, "could not report the start");
+                }
+            });
         }
         let cancelled = CancellationToken::new();
         locked(&self.inner.running)
@@ -100,6 +120,7 @@ impl Delivery for RabbitDelivery {
                     async move {
                         let reply = Reply::Events {
                             job_id: job_id.clone(),
+                            lease,
                             events,
                         };
                         matches!(

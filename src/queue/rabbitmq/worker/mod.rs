@@ -1,24 +1,27 @@
-//! Worker side of the RabbitMQ backend: consumes the job queue with prefetch = slots (more
-//! would let the broker hand out work before a slot is free and silently defeat priority),
-//! claims each job from its gateway, streams events back and acknowledges the job only when
-//! it ended, so a worker that dies mid-job gets it redelivered.
-
+//! Worker side of the RabbitMQ backend: each free slot pulls one job from the highest
+//! non-empty level of its models' queues (a consumer's prefetch would hand out work before a
+//! slot is free and defeat priority), claims it from its gateway, streams events back and
+//! acknowledges the job only when it ended, so a worker that dies mid-job gets it redelivered.
 //!
-//! - [`delivery`]: a delivered job's claim and, once granted, its assignment;
+//! - [`backlog`]: which queue holds work, from bells, pulls and periodic counts;
+//! - [`delivery`]: a pulled job's claim and, once granted, its assignment;
 //! - [`session`]: the broker session and reconnection;
 //! - [`acks`]: bounded acknowledgement and requeueing.
 
 mod acks;
+mod backlog;
 mod delivery;
 mod session;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::Channel;
-use lapin::message::Delivery as AmqpDelivery;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::broker::{self, Names, Published};
@@ -26,8 +29,16 @@ use super::wire::{Announcement, JobMessage, Reply};
 use super::{BrokerStatus, RabbitConfig};
 use crate::queue::{BackendHealth, Delivery, QueueError, WorkQueue, WorkerAnnouncement};
 use acks::ack;
+use backlog::Backlog;
 use delivery::RabbitDelivery;
 use session::supervise;
+
+/// How long an idle slot waits for a bell before it looks at its beliefs again; the
+/// session's periodic count refreshes them at the same pace.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// A gateway's answer to a claim: the grant's lease number, or `None` for a denial.
+type Answer = Option<u32>;
 
 /// The worker's handle on the broker.
 #[derive(Debug, Clone)]
@@ -39,17 +50,26 @@ pub struct RabbitWorker {
 struct Inner {
     config: RabbitConfig,
     names: Names,
-    control_queue: String,
+    /// Broker sessions so far: each names its own queues (see [`Names::owned`]).
+    sessions: AtomicU32,
+    /// This session's control queue.
+    control_queue: Mutex<String>,
     slots: u16,
-    incoming: tokio::sync::Mutex<mpsc::Receiver<AmqpDelivery>>,
-    incoming_tx: mpsc::Sender<AmqpDelivery>,
     /// Claims awaiting an answer, by job and copy: one worker may hold both copies of a
     /// rescued job, and each claim gets its own answer.
-    claims: Mutex<HashMap<(String, u8), oneshot::Sender<bool>>>,
+    claims: Mutex<HashMap<(String, u8), oneshot::Sender<Answer>>>,
     /// Running jobs: their cancel token and their gateway's reply queue.
     running: Mutex<HashMap<String, (CancellationToken, String)>>,
+    /// The session's confirm channel, for publishing.
     channel: watch::Sender<Option<Channel>>,
-    /// The models its Ollama has, from the worker's announcements: the job queues it consumes.
+    /// The session's channel for pulling jobs (their acks go on it too).
+    pull: watch::Sender<Option<Channel>>,
+    /// A pull failed: the session opens a new pull channel.
+    pull_failed: Notify,
+    backlog: Mutex<Backlog>,
+    /// Rings when the backlog may have gained work.
+    bell: Notify,
+    /// The models its Ollama has, from the worker's announcements: the job queues it pulls.
     models: watch::Sender<Vec<String>>,
     status: Mutex<BrokerStatus>,
     shutdown: CancellationToken,
@@ -62,18 +82,18 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RabbitWorker {
     /// Starts the connection supervisor for a worker running `slots` jobs at once.
     pub fn start(config: RabbitConfig, slots: u16) -> Self {
-        let names = Names::new(&config.prefix);
-        let control_queue = names.control(&config.instance);
-        let (incoming_tx, incoming) = mpsc::channel(usize::from(slots.max(1)));
         let inner = Arc::new(Inner {
-            names,
-            control_queue,
+            names: Names::new(&config.prefix),
+            sessions: AtomicU32::new(0),
+            control_queue: Mutex::default(),
             slots,
-            incoming: tokio::sync::Mutex::new(incoming),
-            incoming_tx,
             claims: Mutex::default(),
             running: Mutex::default(),
             channel: watch::Sender::new(None),
+            pull: watch::Sender::new(None),
+            pull_failed: Notify::new(),
+            backlog: Mutex::default(),
+            bell: Notify::new(),
             models: watch::Sender::new(Vec::new()),
             status: Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -120,6 +140,43 @@ impl Inner {
     }
 }
 
+impl RabbitWorker {
+    /// Pulls from the queues believed to hold work, highest level first, until one yields a
+    /// job or none is left to try.
+    async fn pull_best(&self, channel: &Channel) -> Option<Box<dyn Delivery>> {
+        let inner = &self.inner;
+        loop {
+            let (model, level) = locked(&inner.backlog).next()?;
+            let pulled = broker::pull(channel, &inner.names.jobs(&model, level)).await;
+            match pulled {
+                Ok(Some((delivery, remaining))) => {
+                    locked(&inner.backlog).observed(&model, level, remaining);
+                    match serde_json::from_slice::<JobMessage>(&delivery.data) {
+                        Ok(message) => {
+                            let inner = Arc::clone(inner);
+                            return Some(Box::new(RabbitDelivery::new(message, delivery, inner)));
+                        }
+                        Err(e) => {
+                            // Poison: nothing can run it; acknowledging drops it for good.
+                            tracing::warn!(error = %e, "unreadable job message; dropped");
+                            ack(&delivery).await;
+                        }
+                    }
+                }
+                Ok(None) => locked(&inner.backlog).observed(&model, level, 0),
+                Err(e) => {
+                    // The broker closed the channel (a queue gone, a node lost): the session
+                    // opens another and the next pull tries every queue again.
+                    tracing::debug!(error = %e, "pull failed");
+                    locked(&inner.backlog).unknown();
+                    inner.pull_failed.notify_one();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 impl Inner {
     fn running_reply_queues(&self) -> Vec<String> {
         let mut queues: Vec<String> = locked(&self.running)
@@ -145,24 +202,24 @@ impl Inner {
 #[async_trait]
 impl WorkQueue for RabbitWorker {
     async fn next(&self) -> Result<Box<dyn Delivery>, QueueError> {
+        let inner = &self.inner;
+        let mut pulls = inner.pull.subscribe();
         loop {
-            let delivery = {
-                let mut incoming = self.inner.incoming.lock().await;
-                tokio::select! {
-                    d = incoming.recv() => d.ok_or(QueueError::Closed)?,
-                    () = self.inner.shutdown.cancelled() => return Err(QueueError::Closed),
-                }
-            };
-            match serde_json::from_slice::<JobMessage>(&delivery.data) {
-                Ok(message) => {
-                    let inner = Arc::clone(&self.inner);
-                    return Ok(Box::new(RabbitDelivery::new(message, delivery, inner)));
-                }
-                Err(e) => {
-                    // Poison: nothing can run it; acknowledging drops it for good.
-                    tracing::warn!(error = %e, "unreadable job message; dropped");
-                    ack(&delivery).await;
-                }
+            // Armed before looking, so a bell that rings meanwhile is not missed.
+            let rang = inner.bell.notified();
+            tokio::pin!(rang);
+            rang.as_mut().enable();
+            let channel = pulls.borrow_and_update().clone();
+            if let Some(channel) = channel
+                && let Some(delivery) = self.pull_best(&channel).await
+            {
+                return Ok(delivery);
+            }
+            tokio::select! {
+                () = rang => {}
+                _ = pulls.changed() => {}
+                () = tokio::time::sleep(RECHECK_EVERY) => {}
+                () = inner.shutdown.cancelled() => return Err(QueueError::Closed),
             }
         }
     }
@@ -211,6 +268,7 @@ impl WorkQueue for RabbitWorker {
             slots: announcement.slots,
             models: announcement.models.clone(),
             ollama_ok: announcement.ollama_ok,
+            loaded: announcement.loaded.clone(),
         };
         let Ok(payload) = serde_json::to_vec(&message) else {
             return;
