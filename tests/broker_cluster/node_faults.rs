@@ -15,8 +15,6 @@ const LIMIT: Duration = Duration::from_secs(240);
 const LONG: usize = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on most runs: the worker that was on the killed node ends each new session \
-            (a failed pull on the old session's channel) and takes no job for over 30 s"]
 async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "leader_node_killed", &FleetSpec::default()).await;
@@ -40,8 +38,6 @@ async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on some runs: a worker ends each new session (a failed pull on the old \
-            session's channel) and takes no job for over 30 s after the nodes come back"]
 async fn losing_two_of_three_nodes_refuses_new_work_promptly_and_loses_nothing_accepted() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "two_nodes_lost", &FleetSpec::default()).await;
