@@ -97,14 +97,19 @@ impl Rogue {
             .unwrap();
     }
 
-    /// The next order on the control queue, as JSON.
+    /// The next order on the control queue, as JSON (liveness pings skipped).
     async fn order(&mut self) -> Value {
-        let delivery = tokio::time::timeout(Duration::from_secs(20), self.orders.next())
-            .await
-            .expect("no order reached the rogue")
-            .unwrap()
-            .unwrap();
-        serde_json::from_slice(&delivery.data).unwrap()
+        loop {
+            let delivery = tokio::time::timeout(Duration::from_secs(20), self.orders.next())
+                .await
+                .expect("no order reached the rogue")
+                .unwrap()
+                .unwrap();
+            let order: Value = serde_json::from_slice(&delivery.data).unwrap();
+            if order["kind"] != "ping" {
+                return order;
+            }
+        }
     }
 }
 
