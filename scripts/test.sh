@@ -4,7 +4,7 @@
 # installs whichever is missing (as root, with apt-get; otherwise it says what to install),
 # boots a RabbitMQ node of its own on free ports unless SEADRAGON_TEST_AMQP_URL names a broker,
 # runs `cargo test --locked --workspace` (the product, the fake Ollama and the benchmark) with
-# any arguments given, and stops the node again.
+# any arguments given, keeping the gateways' logs in target/test-logs, and stops the node again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,5 +34,13 @@ if [ -z "${SEADRAGON_TEST_AMQP_URL:-}" ]; then
     trap ci_rabbit_stop EXIT
     ci_rabbit_start
 fi
+
+# Every gateway's log, at debug level, for scripts/log-secrets.py (tests/support/logs.rs):
+# a fresh directory per run unless the caller names one.
+if [ -z "${SEADRAGON_TEST_LOG_DIR:-}" ]; then
+    export SEADRAGON_TEST_LOG_DIR="$PWD/target/test-logs"
+    rm -rf "$SEADRAGON_TEST_LOG_DIR"
+fi
+mkdir -p "$SEADRAGON_TEST_LOG_DIR"
 
 cargo test --locked --workspace "$@"

@@ -243,7 +243,7 @@ impl App {
         self.stop().await;
     }
 
-    /// Stops accepting work, fails queued jobs (a worker's prefetched ones go back to the
+    /// Stops accepting work, fails queued jobs (a worker's pulled, unclaimed ones go back to the
     /// broker), lets running generations finish within the drain timeout, then closes what is
     /// left with an error event rather than silently.
     pub async fn stop(self) {

@@ -42,6 +42,10 @@ pub trait ModelDirectory: Send + Sync + std::fmt::Debug {
             .filter_map(|m| m.ollama_version)
             .collect()
     }
+    /// What the workers' Ollamas have loaded (`/api/ps` entries).
+    fn loaded(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
 }
 
 /// Why a model name could not be resolved.
@@ -160,23 +164,32 @@ impl ModelCatalog {
         }
     }
 
-    /// `/api/show` as the Ollama of this gateway answers `body`; `None` where the gateway has
-    /// no Ollama of its own.
+    /// `/api/show` as the Ollama of this gateway answers `body`, or behind a broker as a
+    /// worker's Ollama answered for the installed model `model` (the worker announces it);
+    /// `None` when no worker announced that answer.
     pub async fn show_raw(
         &self,
+        model: &str,
         body: &serde_json::Value,
     ) -> Option<Result<serde_json::Value, OllamaError>> {
         match &self.source {
             ModelSource::Ollama(ollama) => Some(ollama.show_raw(body).await),
-            ModelSource::Workers(_) => None,
+            ModelSource::Workers(directory) => directory
+                .models()
+                .into_iter()
+                .find(|m| m.name == model)
+                .and_then(|m| m.show)
+                .map(Ok),
         }
     }
 
-    /// `/api/ps` of this gateway's Ollama; nothing is known to be loaded behind a broker.
+    /// `/api/ps`: this gateway's Ollama's, or behind a broker every worker's loaded models.
     pub async fn loaded(&self) -> Result<serde_json::Value, CatalogError> {
         match &self.source {
             ModelSource::Ollama(ollama) => Ok(ollama.ps().await?),
-            ModelSource::Workers(_) => Ok(serde_json::json!({ "models": [] })),
+            ModelSource::Workers(directory) => {
+                Ok(serde_json::json!({ "models": directory.loaded() }))
+            }
         }
     }
 

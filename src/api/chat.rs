@@ -30,7 +30,7 @@ use crate::queue::{JobEvent, JobKind};
             `stream: true` server-sent events of `ChatCompletionChunk` ending in `data: [DONE]`.",
             content(
                 (super::openapi::chat_response::ChatCompletion = "application/json"),
-                (String = "text/event-stream", example = json!(super::openapi::chat_response::STREAM_EXAMPLE)),
+                (super::openapi::sse::ChatCompletionEvent = "text/event-stream", example = json!(super::openapi::chat_response::STREAM_EXAMPLE)),
             )),
         super::openapi::responses::JobErrors,
     ),

@@ -30,7 +30,7 @@ use crate::queue::{JobEvent, JobKind};
             server-sent events of `text_completion` chunks ending in `data: [DONE]`.",
             content(
                 (super::openapi::completions::TextCompletion = "application/json"),
-                (String = "text/event-stream"),
+                (super::openapi::sse::TextCompletionEvent = "text/event-stream"),
             )),
         super::openapi::responses::JobErrors,
     ),

@@ -36,7 +36,10 @@ use crate::queue::{JobEvent, JobKind};
         (status = 200, description = "The `response` object, or with `stream: true` \
             server-sent events (`event:` and `data:` lines) from `response.created` to \
             `response.completed`.",
-            content((Object = "application/json"), (String = "text/event-stream"))),
+            content(
+                (Object = "application/json"),
+                (super::openapi::sse::ResponseStreamEvent = "text/event-stream"),
+            )),
         super::openapi::responses::JobErrors,
     ),
 )]

@@ -114,6 +114,10 @@ pub struct ModelEntry {
     /// Details such as family and quantisation.
     #[serde(default)]
     pub details: serde_json::Value,
+    /// Not Ollama's: the worker's Ollama's `/api/show` answer for the model (capabilities,
+    /// `model_info`, ...), which a gateway without an Ollama passes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show: Option<serde_json::Value>,
 }
 
 /// `POST /api/show`, as far as the admin API reads it.

@@ -158,6 +158,8 @@ pub struct WorkerAnnouncement {
     pub models: Vec<serde_json::Value>,
     /// Whether the last check of Ollama succeeded.
     pub ollama_ok: bool,
+    /// The models its Ollama has loaded (`/api/ps` entries, as JSON).
+    pub loaded: Vec<serde_json::Value>,
 }
 
 /// A job handed to a worker, not yet claimed.

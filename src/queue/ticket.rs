@@ -20,8 +20,9 @@ pub struct JobTicket {
     running: Option<CancellationToken>,
     board: Arc<JobBoard>,
     submitted: Instant,
-    /// Tokens read but not yet counted on the board: counted once per burst of events, not
-    /// once per token, so a fast stream does not take the board's lock a thousand times.
+    /// Tokens read by [`try_next_event`](Self::try_next_event) and not yet counted on the
+    /// board: a drained burst is counted at once, at the next wait, not with one lock of the
+    /// board per token.
     uncounted: u64,
     report: JobReport,
     on_end: Hook<dyn FnOnce(&JobReport) + Send + Sync>,
@@ -117,6 +118,7 @@ impl JobTicket {
         self.count_tokens();
         let event = self.receive().await;
         self.note(&event);
+        self.count_tokens();
         event
     }
 

@@ -4,6 +4,7 @@
 //! job only when its previous one has ended, which is also what keeps priority meaningful (a job
 //! is never pulled out of the queue before a slot can run it).
 
+mod announce;
 mod job;
 
 use std::sync::Arc;
@@ -13,11 +14,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ollama::OllamaClient;
-use crate::queue::{Claim, QueueError, WorkQueue, WorkerAnnouncement};
+use crate::queue::{Claim, QueueError, WorkQueue};
 use crate::timeline::WorkerStamps;
-
-/// How often a worker tells the gateways what it offers.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 
 /// A worker in front of one Ollama server.
 #[derive(Debug, Clone)]
@@ -54,7 +52,7 @@ impl Worker {
         if self.queue.wants_announcements() {
             let worker = self.clone();
             let shutdown = shutdown.clone();
-            slots.spawn(async move { worker.announce_loop(shutdown).await });
+            slots.spawn(async move { announce::run(worker, shutdown).await });
         }
         for slot in 0..self.slots {
             let worker = self.clone();
@@ -62,40 +60,6 @@ impl Worker {
             slots.spawn(async move { worker.slot_loop(slot, shutdown).await });
         }
         while slots.join_next().await.is_some() {}
-    }
-
-    /// Announces this worker's models every few seconds.
-    async fn announce_loop(self, shutdown: CancellationToken) {
-        loop {
-            let version = self.ollama.version().await.ok();
-            let (models, ollama_ok) = match self.ollama.tags().await {
-                Ok(tags) => (
-                    tags.models
-                        .into_iter()
-                        .filter_map(|mut m| {
-                            m.ollama_version.clone_from(&version);
-                            serde_json::to_value(m).ok()
-                        })
-                        .collect(),
-                    true,
-                ),
-                Err(e) => {
-                    tracing::debug!(error = %e, "Ollama did not list its models");
-                    (Vec::new(), false)
-                }
-            };
-            let announcement = WorkerAnnouncement {
-                worker: self.name.clone(),
-                slots: self.slots,
-                models,
-                ollama_ok,
-            };
-            self.queue.announce(&announcement).await;
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(ANNOUNCE_EVERY) => {}
-            }
-        }
     }
 
     async fn slot_loop(self, slot: usize, shutdown: CancellationToken) {

@@ -34,9 +34,14 @@ async fn readme_and_compose_name_only_real_settings_and_readme_lists_them_all() 
     assert!(real.contains("SEADRAGON_AGING_SECS"), "{real:?}");
     let readme = env_names(&read("README.md"));
     let compose = env_names(&read("compose.yaml"));
+    // The test and soak scripts' own variables, which README explains next to them.
     let test_only = BTreeSet::from([
         "SEADRAGON_TEST_AMQP_URL".to_owned(),
         "SEADRAGON_TEST_DATABASE_URL".to_owned(),
+        "SEADRAGON_TEST_LOG_DIR".to_owned(),
+        "SEADRAGON_CLUSTER_DIR".to_owned(),
+        "SEADRAGON_CLUSTER_URLS".to_owned(),
+        "SEADRAGON_SOAK_JOBS".to_owned(),
     ]);
     for name in readme.union(&compose) {
         assert!(

@@ -67,7 +67,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(options: Options) -> TestApp {
     // Quiet unless RUST_LOG asks for more: the suite starts hundreds of gateways.
-    seadragon::telemetry::init_with_default("warn");
+    crate::logs::init_in_process("warn", &[ADMIN_KEY]);
     let ollama = FakeOllama::start(options.fake).await;
     let dir = tempfile::tempdir().unwrap();
     let ollama_url = if options.ollama_down {

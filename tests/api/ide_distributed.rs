@@ -110,6 +110,34 @@ async fn every_kind_of_job_and_discovery_work_through_the_broker() {
         .await
         .unwrap();
     assert!(show["details"]["family"].is_string(), "{show}");
+    // What the worker's Ollama said, passed on: Roo and Copilot read these.
+    let capabilities = show["capabilities"].as_array().cloned().unwrap_or_default();
+    assert!(capabilities.contains(&json!("tools")), "{show}");
+    let context = show["model_info"]
+        .as_object()
+        .and_then(|info| info.iter().find(|(k, _)| k.ends_with(".context_length")));
+    assert!(context.is_some_and(|(_, v)| v.as_u64() > Some(0)), "{show}");
+    // The models the generations above loaded, as the worker last announced them.
+    let loaded = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let ps: Value = http
+                .get(url("/api/ps"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ps["models"].as_array().is_some_and(|m| !m.is_empty()) {
+                return ps;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("/api/ps never listed a loaded model behind the broker");
+    assert!(loaded["models"][0]["name"].is_string(), "{loaded}");
 }
 
 #[tokio::test]

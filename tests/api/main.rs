@@ -30,6 +30,8 @@ mod ide_openai;
 mod ide_responses;
 mod keys;
 mod load;
+#[path = "../support/logs.rs"]
+mod logs;
 mod metrics;
 mod native_policy;
 mod openapi;

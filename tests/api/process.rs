@@ -1,5 +1,6 @@
 //! Runs the real `seadragon` binary as a child process and finds the address it listens on.
 
+use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
     command
         .args(args)
         .env_clear()
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", crate::logs::rust_log())
         .env("SEADRAGON_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,22 +32,31 @@ pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
     }
     let mut child = command.spawn().unwrap();
     let label = args.first().copied().unwrap_or("seadragon").to_owned();
+    let name = format!("{label}-{}", child.id().unwrap_or_default());
+    let mut kept = crate::logs::open(&name, &crate::logs::secrets_of(env));
+    let mut keep = move |line: &str| {
+        eprintln!("[{label}] {line}");
+        // One write per line, unbuffered: the process may be killed at any moment.
+        if let Some(file) = kept.as_mut() {
+            let _ = writeln!(file, "{line}");
+        }
+    };
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let base = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(line) = stderr.next_line().await.unwrap() {
-            eprintln!("[{label}] {line}");
+            keep(&line);
             if let Some(rest) = line.split("listening on ").nth(1) {
                 return rest.split_whitespace().next().unwrap().to_owned();
             }
         }
-        panic!("seadragon {label} exited before listening");
+        panic!("seadragon {name} exited before listening");
     })
     .await
     .unwrap();
     // Keep draining the log so the process never blocks on a full pipe.
     tokio::spawn(async move {
         while let Ok(Some(line)) = stderr.next_line().await {
-            eprintln!("[{label}] {line}");
+            keep(&line);
         }
     });
     // Anything printed on stdout comes before the server listens; read what is there.

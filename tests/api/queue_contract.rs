@@ -96,6 +96,7 @@ pub async fn pair_with(backend: Backend, policy: QueuePolicy) -> Pair {
                     slots: 1,
                     models: vec![serde_json::json!({"name": "m"})],
                     ollama_ok: true,
+                    loaded: Vec::new(),
                 })
                 .await;
             Pair {

@@ -97,14 +97,19 @@ impl Rogue {
             .unwrap();
     }
 
-    /// The next order on the control queue, as JSON.
+    /// The next order on the control queue, as JSON (liveness pings skipped).
     async fn order(&mut self) -> Value {
-        let delivery = tokio::time::timeout(Duration::from_secs(20), self.orders.next())
-            .await
-            .expect("no order reached the rogue")
-            .unwrap()
-            .unwrap();
-        serde_json::from_slice(&delivery.data).unwrap()
+        loop {
+            let delivery = tokio::time::timeout(Duration::from_secs(20), self.orders.next())
+                .await
+                .expect("no order reached the rogue")
+                .unwrap()
+                .unwrap();
+            let order: Value = serde_json::from_slice(&delivery.data).unwrap();
+            if order["kind"] != "ping" {
+                return order;
+            }
+        }
     }
 }
 
@@ -143,6 +148,7 @@ async fn a_grant_never_started_lapses_and_another_worker_runs_the_job() {
             slots: 1,
             models: vec![json!({"name": "m"})],
             ollama_ok: true,
+            loaded: Vec::new(),
         })
         .await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;
@@ -224,6 +230,7 @@ async fn a_worker_pulls_the_highest_level_across_its_models() {
             slots: 1,
             models: vec![json!({"name": "m"}), json!({"name": "n"})],
             ollama_ok: true,
+            loaded: Vec::new(),
         })
         .await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;

@@ -14,6 +14,8 @@
 mod cluster;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/logs.rs"]
+mod logs;
 mod private_broker;
 #[path = "../api/process.rs"]
 mod process;

@@ -63,6 +63,25 @@ fn server() -> &'static Server {
     }
 }
 
+/// The password in the URLs of the test databases. The private cluster trusts local
+/// connections and never asks for it: it is there so that the suite's log check
+/// (`scripts/log-secrets.py`) has a database password to look for in the logs.
+const PASSWORD: &str = "sd-test-db-password-5c0f2e91";
+
+/// Lists [`PASSWORD`] as a secret for the log check, once per test binary, when logs are kept
+/// (`SEADRAGON_TEST_LOG_DIR`, see `tests/support/logs.rs`).
+fn declare_password() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(dir) = std::env::var_os("SEADRAGON_TEST_LOG_DIR").filter(|d| !d.is_empty()) {
+            let dir = std::path::PathBuf::from(dir);
+            let _ = std::fs::create_dir_all(&dir);
+            let file = dir.join(format!("postgres-{}.secrets", std::process::id()));
+            let _ = std::fs::write(file, format!("password {PASSWORD}\n"));
+        }
+    });
+}
+
 /// A database of its own for one test, dropped with this value.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -85,6 +104,10 @@ pub async fn database() -> TestDatabase {
     let _ = admin.close().await;
     let mut url = reqwest::Url::parse(&server.admin_url).unwrap();
     url.set_path(&format!("/{name}"));
+    if url.password().is_none() {
+        url.set_password(Some(PASSWORD)).unwrap();
+        declare_password();
+    }
     TestDatabase {
         url: url.to_string(),
         name,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fake_ollama::{FakeConfig, FakeOllama};
+use fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -32,12 +32,27 @@ struct Args {
     /// Time between tokens, in milliseconds.
     #[arg(long, default_value_t = 1)]
     token_ms: u64,
+    /// Another installed model, as `NAME=CAPABILITY,...` (e.g. `qwen2.5-coder:1.5b=completion,insert`);
+    /// repeatable. It joins the default ones (llama3.2, qwen3:8b, llava:7b, all-minilm).
+    #[arg(long = "model", value_parser = parse_model)]
+    models: Vec<FakeModel>,
+}
+
+fn parse_model(value: &str) -> Result<FakeModel, String> {
+    let (name, capabilities) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not NAME=CAPABILITY,..."))?;
+    let capabilities: Vec<&str> = capabilities.split(',').filter(|c| !c.is_empty()).collect();
+    Ok(FakeModel::new(name, &capabilities))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let mut models = FakeConfig::default().models;
+    models.extend(args.models);
     let config = FakeConfig {
+        models,
         parallel: args.parallel,
         max_queue: args.max_queue,
         first_token_delay: Duration::from_millis(args.first_token_ms),

@@ -26,7 +26,7 @@ use crate::ollama::wire::ModelEntry;
     responses(
         (status = 200, description = "`{\"version\": \"0.12.0\"}`: the lowest version of the \
             Ollama servers behind the gateway. No key needed.", body = Object),
-        (status = 503, description = "No Ollama answers: `{\"error\": \"...\"}`.", body = Object),
+        (status = 503, description = "No Ollama answers: `{\"error\": \"...\"}`.", body = crate::api::openapi::ollama_errors::OllamaErrorBody),
     ),
 )]
 pub async fn version(State(state): State<AppState>) -> Response {
@@ -52,8 +52,8 @@ fn entry(model: &ModelEntry) -> Value {
     responses(
         (status = 200, description = "`{\"models\": [...]}` with `name`, `model`, \
             `modified_at`, `size`, `digest` and `details`, newest first.", body = Object),
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::KeyAuth,
+        crate::api::openapi::ollama_errors::Unavailable,
     ),
 )]
 pub async fn tags(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
@@ -74,10 +74,10 @@ pub async fn tags(State(state): State<AppState>, _caller: Caller) -> Result<Resp
     responses(
         (status = 200, description = "Ollama's answer: `details`, `model_info`, \
             `capabilities`, `template`, `parameters`, ...", body = Object),
-        crate::api::openapi::responses::BadRequest,
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::NotFound,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::BadRequest,
+        crate::api::openapi::ollama_errors::KeyAuth,
+        crate::api::openapi::ollama_errors::NotFound,
+        crate::api::openapi::ollama_errors::Unavailable,
     ),
 )]
 pub async fn show(
@@ -118,7 +118,11 @@ pub async fn show(
     };
     request.remove("name");
     request.insert("model".into(), Value::String(installed.clone()));
-    match state.catalog.show_raw(&Value::Object(request)).await {
+    match state
+        .catalog
+        .show_raw(&installed, &Value::Object(request))
+        .await
+    {
         Some(Ok(show)) => Ok(Json(show).into_response()),
         Some(Err(OllamaError::Status { status, message })) => Ok(refuse(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -130,7 +134,7 @@ pub async fn show(
                 "Ollama is unreachable; retry shortly".to_owned(),
             ))
         }
-        // Behind a broker only the workers' model lists are known.
+        // Behind a broker, from a worker that did not announce the model's details.
         None => {
             let models = state.catalog.models().await?;
             let found = models.iter().find(|m| m.name == installed);
@@ -154,9 +158,9 @@ pub async fn show(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"models\": [...]}` with `expires_at` and `size_vram`; \
-            empty behind a broker.", body = Object),
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::Unavailable,
+            behind a broker, every worker's as it last announced them.", body = Object),
+        crate::api::openapi::ollama_errors::KeyAuth,
+        crate::api::openapi::ollama_errors::Unavailable,
     ),
 )]
 pub async fn ps(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {

@@ -132,11 +132,7 @@ impl Render for Ndjson {
         (status = 200, description = "NDJSON objects with `message`, the last with \
             `done: true`, `done_reason` and counts; one such object with `stream: false`.",
             content((String = "application/x-ndjson"), (Object = "application/json"))),
-        crate::api::openapi::responses::BadRequest,
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::NotFound,
-        crate::api::openapi::responses::TooManyRequests,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::JobErrors,
     ),
 )]
 pub async fn chat(
@@ -161,11 +157,7 @@ pub async fn chat(
         (status = 200, description = "NDJSON objects with `response`, the last with \
             `done: true`; one such object with `stream: false`.",
             content((String = "application/x-ndjson"), (Object = "application/json"))),
-        crate::api::openapi::responses::BadRequest,
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::NotFound,
-        crate::api::openapi::responses::TooManyRequests,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::JobErrors,
     ),
 )]
 pub async fn generate(
@@ -188,11 +180,7 @@ pub async fn generate(
     responses(
         (status = 200, description = "`{\"model\", \"embeddings\": [[...]], \
             \"prompt_eval_count\"}`.", body = Object),
-        crate::api::openapi::responses::BadRequest,
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::NotFound,
-        crate::api::openapi::responses::TooManyRequests,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::JobErrors,
     ),
 )]
 pub async fn embed(
@@ -213,11 +201,7 @@ pub async fn embed(
     request_body(content = Object, description = "`{\"model\": ..., \"prompt\": \"text\"}`."),
     responses(
         (status = 200, description = "`{\"embedding\": [...]}`.", body = Object),
-        crate::api::openapi::responses::BadRequest,
-        crate::api::openapi::responses::KeyAuth,
-        crate::api::openapi::responses::NotFound,
-        crate::api::openapi::responses::TooManyRequests,
-        crate::api::openapi::responses::Unavailable,
+        crate::api::openapi::ollama_errors::JobErrors,
     ),
 )]
 pub async fn embeddings(

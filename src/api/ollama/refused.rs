@@ -38,8 +38,8 @@ fn managed(route: &str) -> Response {
     responses(
         (status = 200, description = "The model is installed: `{\"status\": \"success\"}` \
             (as NDJSON unless `stream: false`).", body = Object),
-        (status = 403, description = "The model is not installed; the gateway does not pull.", body = Object),
-        crate::api::openapi::responses::KeyAuth,
+        (status = 403, description = "The model is not installed; the gateway does not pull.", body = crate::api::openapi::ollama_errors::OllamaErrorBody),
+        crate::api::openapi::ollama_errors::KeyAuth,
     ),
 )]
 pub async fn pull(
@@ -84,8 +84,8 @@ macro_rules! refusal {
             operation_id = $id,
             security(("bearer" = [])),
             responses(
-                (status = 403, description = "Always: `{\"error\": \"...\"}` saying why.", body = Object),
-                crate::api::openapi::responses::KeyAuth,
+                (status = 403, description = "Always: `{\"error\": \"...\"}` saying why.", body = crate::api::openapi::ollama_errors::OllamaErrorBody),
+                crate::api::openapi::ollama_errors::KeyAuth,
             ),
         )]
         pub async fn $name(_caller: Caller) -> Response {

@@ -12,13 +12,15 @@ use utoipa::ToSchema;
 pub struct TextCompletionRequest {
     /// An installed model, an alias, or `default`.
     pub model: String,
-    /// The prompt, sent to the model exactly as written when there is no `suffix`.
-    pub prompt: String,
+    /// The prompt, sent to the model exactly as written when there is no `suffix` (default
+    /// empty).
+    pub prompt: Option<Prompt>,
     /// Text after the insertion point: the model's template builds the fill-in-the-middle prompt.
     pub suffix: Option<String>,
     /// Stream `text_completion` chunks as server-sent events.
     pub stream: Option<bool>,
     /// Most tokens to generate.
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
     pub temperature: Option<f64>,
@@ -27,10 +29,19 @@ pub struct TextCompletionRequest {
     /// Seed for reproducible sampling.
     pub seed: Option<i64>,
     /// Strings that end generation: one, or a list.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub stop: Option<Vec<String>>,
+    pub stop: Option<super::chat_request::Stop>,
     /// Must be false or absent: the prompt is not repeated.
     pub echo: Option<bool>,
+}
+
+/// The prompt: a string, or a list holding one (several prompts per request are refused).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Prompt {
+    /// The prompt.
+    One(String),
+    /// A list with one prompt.
+    Many(Vec<String>),
 }
 
 /// One choice of a text completion.

@@ -18,12 +18,32 @@ pub struct EmbeddingRequest {
     /// An installed embedding model, an alias, or `default`.
     pub model: String,
     /// One string, or a list of strings (token arrays are not supported).
-    #[schema(value_type = Vec<String>)]
-    pub input: Vec<String>,
+    pub input: EmbeddingInput,
     /// Shorter vectors, for models that support it.
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub dimensions: Option<u32>,
     /// `float` (default) or `base64` (little-endian float32).
-    pub encoding_format: Option<String>,
+    pub encoding_format: Option<EncodingFormat>,
+}
+
+/// What to embed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    /// One text.
+    One(String),
+    /// Several texts, one vector each, in this order.
+    Many(Vec<String>),
+}
+
+/// How the vectors are written.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    /// JSON numbers.
+    Float,
+    /// A base64 string of little-endian float32.
+    Base64,
 }
 
 /// One vector.

@@ -7,8 +7,11 @@ pub mod chat_request;
 pub mod chat_response;
 pub mod completions;
 pub mod embeddings;
+pub mod ollama_errors;
 pub mod responses;
+pub mod sse;
 
+use ollama_errors::{OllamaErrorBody, OllamaErrorComponents};
 use responses::ErrorComponents;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -86,9 +89,10 @@ impl Modify for ApiInfoOnly {
     paths(super::models::get),
     components(schemas(
         ErrorResponse,
+        OllamaErrorBody,
         chat_response::ChatCompletionChunk,
     )),
-    modifiers(&ApiInfoOnly, &BearerAuth, &ErrorComponents),
+    modifiers(&ApiInfoOnly, &BearerAuth, &ErrorComponents, &OllamaErrorComponents),
     tags(
         (name = "openai", description = "OpenAI-compatible routes; any valid key."),
         (name = "ollama", description = "Ollama's native API with Ollama's shapes; a key             (bearer, or in the path as `/k/<key>/api/...`) except for `/api/version`."),

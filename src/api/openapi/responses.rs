@@ -7,16 +7,16 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
+use utoipa::Modify;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
-use utoipa::{IntoResponses, Modify};
 
 use crate::api::error::ApiError;
 use crate::openai::{ErrorBody, RequestError};
 
 /// Errors worth showing as examples, each with the situation that produces it.
-fn examples() -> Vec<(&'static str, ApiError)> {
+pub(super) fn examples() -> Vec<(&'static str, ApiError)> {
     let invalid = |param: &str, message: &str| {
         ApiError::InvalidRequest(RequestError {
             message: message.to_owned(),
@@ -110,7 +110,7 @@ fn examples() -> Vec<(&'static str, ApiError)> {
 }
 
 /// The component name of an error status, e.g. `NotFound` for 404.
-fn component_name(status: StatusCode) -> String {
+pub(super) fn component_name(status: StatusCode) -> String {
     status
         .canonical_reason()
         .unwrap_or("Error")
@@ -118,7 +118,8 @@ fn component_name(status: StatusCode) -> String {
         .collect()
 }
 
-fn reference(status: StatusCode) -> BTreeMap<String, RefOr<Response>> {
+/// A path's reference to the OpenAI-shaped component of `status`.
+pub(super) fn reference(status: StatusCode) -> BTreeMap<String, RefOr<Response>> {
     let name = component_name(status);
     BTreeMap::from([(
         status.as_u16().to_string(),
@@ -169,24 +170,31 @@ impl Modify for ErrorComponents {
     }
 }
 
-/// Declares marker types that put references to error components in a path's `responses(...)`.
+/// Declares marker types that put references to error components in a path's `responses(...)`;
+/// `$reference` maps a status to the reference (OpenAI-shaped here, Ollama-shaped in
+/// [`super::ollama_errors`]).
 macro_rules! error_responses {
-    ($($(#[$doc:meta])* $name:ident => [$($status:ident),+];)+) => {$(
+    ($reference:path; $($(#[$doc:meta])* $name:ident => [$($status:ident),+];)+) => {$(
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name;
 
-        impl IntoResponses for $name {
-            fn responses() -> BTreeMap<String, RefOr<Response>> {
-                let mut all = BTreeMap::new();
-                $(all.append(&mut reference(StatusCode::$status));)+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                let mut all = std::collections::BTreeMap::new();
+                $(all.append(&mut $reference(axum::http::StatusCode::$status));)+
                 all
             }
         }
     )+};
 }
+pub(super) use error_responses;
 
 error_responses! {
+    reference;
     /// 401 and 403: every admin route needs an admin key.
     AdminAuth => [UNAUTHORIZED, FORBIDDEN];
     /// 401: every OpenAI route needs a key.
@@ -218,6 +226,8 @@ error_responses! {
 
 #[cfg(test)]
 mod tests {
+    use utoipa::IntoResponses;
+
     use super::*;
 
     #[test]

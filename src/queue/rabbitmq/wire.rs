@@ -52,6 +52,8 @@ pub enum Reply {
         /// The worker's control queue, where a stale copy's stop order goes.
         control: String,
     },
+    /// A liveness probe (see `broker::queues_gone`); ignored.
+    Ping,
     /// Events of a granted job, in order.
     Events {
         /// The job.
@@ -93,6 +95,8 @@ pub enum Control {
         /// The job.
         job_id: String,
     },
+    /// A liveness probe (see `broker::queues_gone`); ignored.
+    Ping,
 }
 
 impl Control {
@@ -102,6 +106,7 @@ impl Control {
             Self::Grant { job_id, .. } | Self::Deny { job_id, .. } | Self::Cancel { job_id } => {
                 job_id
             }
+            Self::Ping => "",
         }
     }
 }
@@ -127,6 +132,9 @@ pub struct Announcement {
     pub models: Vec<serde_json::Value>,
     /// Whether its Ollama answered the last check.
     pub ollama_ok: bool,
+    /// The models its Ollama has loaded (`/api/ps` entries, as JSON).
+    #[serde(default)]
+    pub loaded: Vec<serde_json::Value>,
 }
 
 #[cfg(test)]

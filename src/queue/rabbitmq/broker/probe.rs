@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use lapin::Channel;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 
 /// Waits `attempt`-dependent backoff before a reconnect: 0.2 s doubling to 5 s.
 pub async fn backoff(attempt: u32) {
@@ -16,51 +14,29 @@ pub async fn backoff(attempt: u32) {
 pub const LIVENESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Checks which of `queues` are gone, i.e. whose owner's connection ended: they are exclusive
-/// (see [`super::declare_owned`]), so the broker deletes each with its connection. A passive
-/// declare of another connection's exclusive queue answers `RESOURCE_LOCKED`: it exists. Uses
-/// (and replaces when the broker closes it) a dedicated channel, since both answers close the
-/// channel.
-pub async fn queues_gone(
-    connection: &lapin::Connection,
-    probe: &mut Option<Channel>,
-    queues: Vec<String>,
-) -> Result<Vec<String>, lapin::Error> {
+/// (see [`super::declare_owned`]), so the broker deletes each with its connection. Each gets a
+/// `{"kind":"ping"}` published `mandatory` on `channel` (a confirm channel): a ping that
+/// comes back unroutable means the queue is gone; the owner ignores the others. (A passive
+/// declare of another connection's exclusive queue fails with `RESOURCE_LOCKED` and closes
+/// the channel, which the client library logs as an error every time.) A ping that is not
+/// confirmed in time (a resource alarm) says nothing: the owner counts as alive.
+pub async fn queues_gone(channel: &Channel, queues: Vec<String>) -> Vec<String> {
     let mut gone = Vec::new();
     for queue in queues {
-        let channel = match probe.take() {
-            Some(channel) if channel.status().connected() => channel,
-            _ => connection.create_channel().await?,
-        };
-        let declared = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match declared {
-            // Not exclusive (an owner from before exclusive queues): alive while consumed.
-            Ok(q) => {
-                *probe = Some(channel);
-                if q.consumer_count() == 0 {
-                    gone.push(queue);
-                }
-            }
-            Err(e) if reply_code(&e) == Some(NOT_FOUND) => gone.push(queue),
-            Err(e) if reply_code(&e) == Some(RESOURCE_LOCKED) => {}
-            // The connection itself failed: the session ends and reconnects.
-            Err(e) => return Err(e),
+        let properties = super::json_properties("ping").with_expiration("5000".into());
+        let pinged = super::publish(channel, &queue, PING, properties, true).await;
+        if matches!(pinged, Ok(super::Published::Returned)) {
+            gone.push(queue);
         }
     }
-    Ok(gone)
+    gone
 }
 
-/// AMQP reply codes the probes tell apart.
+/// What a liveness probe sends; replies and orders both read it as `ping`.
+const PING: &[u8] = br#"{"kind":"ping"}"#;
+
+/// The AMQP reply code of a queue that does not exist.
 pub const NOT_FOUND: u16 = 404;
-const RESOURCE_LOCKED: u16 = 405;
 
 /// The AMQP reply code of a broker error, if it is one.
 pub fn reply_code(error: &lapin::Error) -> Option<u16> {

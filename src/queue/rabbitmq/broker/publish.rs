@@ -51,6 +51,22 @@ pub async fn publish(
         .map_err(|_| PublishError::Timeout)?
 }
 
+/// Publishes to `queue` and waits for the broker's confirm as long as the channel lives. For
+/// a message that must not be sent twice and must not be given up while the broker is only
+/// slow: under a resource alarm the broker stops reading, and a message that timed out here
+/// would still arrive after the alarm, so sending it again would duplicate it. A dead
+/// connection fails the wait (its channel's pending confirms fail), and heartbeats bound how
+/// long a silent one takes to be declared dead.
+pub async fn publish_patiently(
+    channel: &Channel,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<Published, PublishError> {
+    let confirm = send(channel, queue, payload, properties, true).await?;
+    verdict(confirm).await
+}
+
 /// Publishes to `queue` and returns once the message is sent, with the broker's verdict to
 /// await later (or elsewhere).
 pub async fn publish_unconfirmed(

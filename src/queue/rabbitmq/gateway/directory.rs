@@ -19,6 +19,14 @@ impl ModelDirectory for RabbitGateway {
         models
     }
 
+    fn loaded(&self) -> Vec<serde_json::Value> {
+        self.inner
+            .live_workers()
+            .into_iter()
+            .flat_map(|(worker, _)| worker.loaded)
+            .collect()
+    }
+
     fn workers(&self) -> (usize, usize) {
         let live = self.inner.live_workers();
         (live.len(), live.iter().filter(|(w, _)| w.ollama_ok).count())

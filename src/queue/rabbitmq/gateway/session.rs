@@ -2,7 +2,7 @@
 //! of the workers running our jobs, and reconnection with backoff.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -112,7 +112,7 @@ async fn serve(
     }
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
     let mut share = tokio::time::interval(peers::SHARE_EVERY);
-    let mut probe = None;
+    let probing = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = share.tick() => {
@@ -135,11 +135,17 @@ async fn serve(
             }
             _ = liveness.tick() => {
                 let controls = inner.granted_controls();
-                if !controls.is_empty() {
-                    for control in broker::queues_gone(consume, &mut probe, controls).await.map_err(e)? {
-                        let inner = Arc::clone(inner);
-                        tokio::spawn(async move { inner.worker_gone(&control).await });
-                    }
+                if !controls.is_empty() && !probing.swap(true, Ordering::Relaxed) {
+                    // A task of its own: a probe waits for confirms, and the replies of
+                    // every job must not wait behind it.
+                    let (inner, channel, probing) =
+                        (Arc::clone(inner), channel.clone(), Arc::clone(&probing));
+                    tokio::spawn(async move {
+                        for control in broker::queues_gone(&channel, controls).await {
+                            inner.worker_gone(&control).await;
+                        }
+                        probing.store(false, Ordering::Relaxed);
+                    });
                 }
             }
             delivery = consumer.next() => {
@@ -227,6 +233,7 @@ fn handle_reply(inner: &Arc<Inner>, orders: &mpsc::UnboundedSender<Order>, data:
             lease,
             control,
         }) => inner.running(&job_id, lease, &control),
+        Ok(Reply::Ping) => {}
         Ok(Reply::Events {
             job_id,
             lease,

@@ -57,7 +57,9 @@ impl Backlog {
     }
 
     /// The queue to pull from next: the highest level believed non-empty, models at that
-    /// level in turn.
+    /// level in turn. The job is counted as taken at once, so slots waking together for one
+    /// bell do not all pull (an empty pull on a quorum queue is a replicated command); the
+    /// pull's answer then says how many really remain.
     pub fn next(&mut self) -> Option<(String, u8)> {
         for level in (0..LEVELS).rev() {
             let ready: Vec<&String> = self
@@ -69,7 +71,11 @@ impl Backlog {
             if !ready.is_empty() {
                 self.turn = self.turn.wrapping_add(1);
                 let model = ready[self.turn % ready.len()].clone();
-                return Some((model, u8::try_from(level).unwrap_or(0)));
+                let level = u8::try_from(level).unwrap_or(0);
+                if let Some(slot) = self.slot(&model, level) {
+                    *slot -= 1;
+                }
+                return Some((model, level));
             }
         }
         None
@@ -110,11 +116,12 @@ mod tests {
         backlog.rang("a", 1);
         backlog.rang("a", 3);
         assert_eq!(backlog.next(), Some(("a".to_owned(), 3)));
-        // The pull took the last one there.
-        backlog.observed("a", 3, 0);
+        // Counted as taken: a second slot goes to the next queue with work.
         assert_eq!(backlog.next(), Some(("a".to_owned(), 1)));
+        // The first pull says one more waits there.
+        backlog.observed("a", 3, 1);
+        assert_eq!(backlog.next(), Some(("a".to_owned(), 3)));
         // A bell for a model the worker does not serve changes nothing.
-        backlog.observed("a", 1, 0);
         backlog.rang("b", 4);
         assert_eq!(backlog.next(), None);
     }

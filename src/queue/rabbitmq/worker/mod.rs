@@ -37,6 +37,13 @@ use session::supervise;
 /// session's periodic count refreshes them at the same pace.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// The channel slots pull jobs on, and the broker session it belongs to.
+#[derive(Debug, Clone)]
+struct PullChannel {
+    session: u32,
+    channel: Channel,
+}
+
 /// A gateway's answer to a claim: the grant's lease number, or `None` for a denial.
 type Answer = Option<u32>;
 
@@ -63,9 +70,10 @@ struct Inner {
     /// The session's confirm channel, for publishing.
     channel: watch::Sender<Option<Channel>>,
     /// The session's channel for pulling jobs (their acks go on it too).
-    pull: watch::Sender<Option<Channel>>,
-    /// A pull failed: the session opens a new pull channel.
-    pull_failed: Notify,
+    pull: watch::Sender<Option<PullChannel>>,
+    /// The session whose pull channel failed last: that session ends (a failure on an
+    /// earlier session's closing channel must not end the next one).
+    pull_failed: watch::Sender<u32>,
     backlog: Mutex<Backlog>,
     /// Rings when the backlog may have gained work.
     bell: Notify,
@@ -91,7 +99,7 @@ impl RabbitWorker {
             running: Mutex::default(),
             channel: watch::Sender::new(None),
             pull: watch::Sender::new(None),
-            pull_failed: Notify::new(),
+            pull_failed: watch::Sender::new(u32::MAX),
             backlog: Mutex::default(),
             bell: Notify::new(),
             models: watch::Sender::new(Vec::new()),
@@ -115,6 +123,10 @@ impl RabbitWorker {
 }
 
 impl Inner {
+    /// Sends a reply to a gateway. A claim waits for its confirm a bounded time (a claim that
+    /// fails puts the job back); a running job's reports wait as long as the session lives
+    /// (see [`broker::publish_patiently`]): giving up on them under a resource alarm lost the
+    /// end of the answer and left its client waiting forever.
     async fn publish_reply(
         &self,
         reply_to: &str,
@@ -128,22 +140,24 @@ impl Inner {
             .ok_or(QueueError::ClientGone)?;
         let payload =
             serde_json::to_vec(reply).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        broker::publish(
-            &channel,
-            reply_to,
-            &payload,
-            broker::json_properties(job_id),
-            true,
-        )
-        .await
-        .map_err(|e| QueueError::Unavailable(e.to_string()))
+        let properties = broker::json_properties(job_id);
+        let published = match reply {
+            Reply::Claim { .. } => {
+                broker::publish(&channel, reply_to, &payload, properties, true).await
+            }
+            Reply::Running { .. } | Reply::Events { .. } | Reply::Ping => {
+                broker::publish_patiently(&channel, reply_to, &payload, properties).await
+            }
+        };
+        published.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 
 impl RabbitWorker {
     /// Pulls from the queues believed to hold work, highest level first, until one yields a
     /// job or none is left to try.
-    async fn pull_best(&self, channel: &Channel) -> Option<Box<dyn Delivery>> {
+    async fn pull_best(&self, pull: &PullChannel) -> Option<Box<dyn Delivery>> {
+        let (session, channel) = (pull.session, &pull.channel);
         let inner = &self.inner;
         loop {
             let (model, level) = locked(&inner.backlog).next()?;
@@ -165,11 +179,12 @@ impl RabbitWorker {
                 }
                 Ok(None) => locked(&inner.backlog).observed(&model, level, 0),
                 Err(e) => {
-                    // The broker closed the channel (a queue gone, a node lost): the session
-                    // opens another and the next pull tries every queue again.
-                    tracing::debug!(error = %e, "pull failed");
+                    // The broker closed the channel (a queue gone, a node lost): that session
+                    // ends (its jobs' deliveries went back to the queue) and the next pull
+                    // tries every queue again.
+                    tracing::warn!(error = %e, "pulling a job failed");
                     locked(&inner.backlog).unknown();
-                    inner.pull_failed.notify_one();
+                    inner.pull_failed.send_replace(session);
                     return None;
                 }
             }
@@ -268,6 +283,7 @@ impl WorkQueue for RabbitWorker {
             slots: announcement.slots,
             models: announcement.models.clone(),
             ollama_ok: announcement.ollama_ok,
+            loaded: announcement.loaded.clone(),
         };
         let Ok(payload) = serde_json::to_vec(&message) else {
             return;

@@ -3,11 +3,11 @@
 //! and reconnection with backoff.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 
-use super::{Inner, RECHECK_EVERY, locked};
+use super::{Inner, PullChannel, RECHECK_EVERY, locked};
 use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::link::{self, Link, LinkEvents};
 use crate::queue::rabbitmq::wire::{Bell, Control};
@@ -80,21 +80,33 @@ async fn serve(
     let pull = consume.create_channel().await.map_err(e)?;
     let known = models.borrow_and_update().clone();
     serve_models(inner, &pull, &known).await.map_err(e)?;
-    inner.pull.send_replace(Some(pull.clone()));
+    let mut pull_failed = inner.pull_failed.subscribe();
+    pull_failed.mark_unchanged();
+    inner.pull.send_replace(Some(PullChannel {
+        session: number,
+        channel: pull.clone(),
+    }));
     inner.channel.send_replace(Some(channel));
     link::connected(&inner.status);
     *attempt = 0;
     tracing::info!(queue = %control, slots = inner.slots, "worker connected to the broker");
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
     let mut count = tokio::time::interval(RECHECK_EVERY);
-    let (mut probe, mut counter) = (None, None);
+    let (probing, mut counter) = (Arc::new(AtomicBool::new(false)), None);
     loop {
         tokio::select! {
             _ = liveness.tick() => {
                 let replies = inner.running_reply_queues();
-                if !replies.is_empty() {
-                    let gone = broker::queues_gone(consume, &mut probe, replies).await.map_err(e)?;
-                    inner.gateways_gone(&gone);
+                if !replies.is_empty() && !probing.swap(true, Ordering::Relaxed) {
+                    // A task of its own: a probe waits for confirms, and orders and bells
+                    // must not wait behind it.
+                    let (inner, channel, probing) =
+                        (Arc::clone(inner), link.channel.clone(), Arc::clone(&probing));
+                    tokio::spawn(async move {
+                        let gone = broker::queues_gone(&channel, replies).await;
+                        inner.gateways_gone(&gone);
+                        probing.store(false, Ordering::Relaxed);
+                    });
                 }
             }
             _ = count.tick() => count_jobs(inner, consume, &mut counter).await.map_err(e)?,
@@ -114,7 +126,11 @@ async fn serve(
             }
             // Unacknowledged jobs of a closed channel went back to their queues: the jobs
             // running on them must stop, which ending the session does.
-            () = inner.pull_failed.notified() => return Err("pulling a job failed".to_owned()),
+            Ok(()) = pull_failed.changed() => {
+                if *pull_failed.borrow_and_update() == number {
+                    return Err("pulling a job failed".to_owned());
+                }
+            }
             order = orders.next() => {
                 let order = order.ok_or("the broker cancelled the control consumer")?.map_err(e)?;
                 apply(inner, &order.data);
@@ -196,6 +212,7 @@ fn apply(inner: &Inner, data: &[u8]) {
                 let _ = waiting.send(None);
             }
         }
+        Ok(Control::Ping) => {}
         Ok(Control::Cancel { job_id }) => {
             if let Some((token, _)) = locked(&inner.running).get(&job_id) {
                 token.cancel();
