@@ -140,9 +140,13 @@ async fn an_enterprise_flood_still_runs_starving_free_jobs_at_the_rescue_share(b
         free[2] < 100,
         "{backend:?}: free ran only after the flood: {free:?}"
     );
+    // Over RabbitMQ a rescue copy is found by the worker through the bell rung after its
+    // publish; a slot that pulls before the bell arrives takes one more job first, so the
+    // copy can start one dispatch later than it was decided, and the next one on time.
+    let lag = usize::from(matches!(backend, Backend::Rabbit));
     for pair in free.windows(2) {
         assert!(
-            pair[1] - pair[0] >= 10,
+            pair[1] - pair[0] >= 10 - lag,
             "{backend:?}: rescues above their share: {free:?}"
         );
     }
