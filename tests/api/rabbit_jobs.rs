@@ -19,6 +19,32 @@ use seadragon::queue::{JobEvent, JobQueue, WorkQueue, WorkerAnnouncement};
 use crate::cluster::{Namespace, amqp_url, rabbit_config};
 use crate::queue_contract::{job, policy, take, wait_connected};
 
+/// A connected gateway under `prefix`.
+async fn gateway(prefix: &str) -> Arc<RabbitGateway> {
+    let gateway = Arc::new(RabbitGateway::start(
+        rabbit_config(prefix, "gw"),
+        policy(Duration::from_secs(3600)),
+    ));
+    wait_connected("gateway", || gateway.status().connected).await;
+    gateway
+}
+
+/// A connected one-slot worker under `prefix`, taking the jobs of `models`.
+async fn worker(prefix: &str, models: &[&str]) -> Arc<RabbitWorker> {
+    let worker = Arc::new(RabbitWorker::start(rabbit_config(prefix, "wk"), 1));
+    wait_connected("worker", || worker.status().connected).await;
+    worker
+        .announce(&WorkerAnnouncement {
+            worker: "wk".into(),
+            slots: 1,
+            models: models.iter().map(|m| json!({ "name": m })).collect(),
+            ollama_ok: true,
+            loaded: Vec::new(),
+        })
+        .await;
+    worker
+}
+
 /// A worker that claims by hand: it pulls a job, claims it and then does what the test says.
 struct Rogue {
     _connection: Connection,
@@ -120,11 +146,7 @@ impl Rogue {
 async fn a_grant_never_started_lapses_and_another_worker_runs_the_job() {
     let namespace = Namespace::new(amqp_url());
     let prefix = namespace.prefix.clone();
-    let gateway = Arc::new(RabbitGateway::start(
-        rabbit_config(&prefix, "gw"),
-        policy(Duration::from_secs(3600)),
-    ));
-    wait_connected("gateway", || gateway.status().connected).await;
+    let gateway = gateway(&prefix).await;
     let mut rogue = Rogue::connect(&prefix).await;
     let mut ticket = gateway.submit(job("j", "pro", 2)).await.unwrap();
 
@@ -140,17 +162,7 @@ async fn a_grant_never_started_lapses_and_another_worker_runs_the_job() {
     let lapsed = grant["lease"].clone();
 
     // No start report. A real worker comes up; the job must reach it once the lease lapses.
-    let worker = Arc::new(RabbitWorker::start(rabbit_config(&prefix, "wk"), 1));
-    wait_connected("worker", || worker.status().connected).await;
-    worker
-        .announce(&WorkerAnnouncement {
-            worker: "wk".into(),
-            slots: 1,
-            models: vec![json!({"name": "m"})],
-            ollama_ok: true,
-            loaded: Vec::new(),
-        })
-        .await;
+    let worker = worker(&prefix, &["m"]).await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;
     let mut running = tokio::time::timeout(Duration::from_secs(30), take(&work))
         .await
@@ -217,22 +229,8 @@ async fn a_grant_never_started_lapses_and_another_worker_runs_the_job() {
 async fn a_worker_pulls_the_highest_level_across_its_models() {
     let namespace = Namespace::new(amqp_url());
     let prefix = namespace.prefix.clone();
-    let gateway = Arc::new(RabbitGateway::start(
-        rabbit_config(&prefix, "gw"),
-        policy(Duration::from_secs(3600)),
-    ));
-    let worker = Arc::new(RabbitWorker::start(rabbit_config(&prefix, "wk"), 1));
-    wait_connected("gateway", || gateway.status().connected).await;
-    wait_connected("worker", || worker.status().connected).await;
-    worker
-        .announce(&WorkerAnnouncement {
-            worker: "wk".into(),
-            slots: 1,
-            models: vec![json!({"name": "m"}), json!({"name": "n"})],
-            ollama_ok: true,
-            loaded: Vec::new(),
-        })
-        .await;
+    let gateway = gateway(&prefix).await;
+    let worker = worker(&prefix, &["m", "n"]).await;
     let work: Arc<dyn WorkQueue> = Arc::clone(&worker) as Arc<dyn WorkQueue>;
     let _blocker = gateway.submit(job("blocker", "pro", 2)).await.unwrap();
     let running = take(&work).await;
@@ -265,11 +263,7 @@ async fn a_worker_pulls_the_highest_level_across_its_models() {
 async fn a_vanished_job_queue_is_declared_again_on_publish() {
     let namespace = Namespace::new(amqp_url());
     let prefix = namespace.prefix.clone();
-    let gateway = Arc::new(RabbitGateway::start(
-        rabbit_config(&prefix, "gw"),
-        policy(Duration::from_secs(3600)),
-    ));
-    wait_connected("gateway", || gateway.status().connected).await;
+    let gateway = gateway(&prefix).await;
     let _first = gateway.submit(job("first", "pro", 2)).await.unwrap();
     let rogue = Rogue::connect(&prefix).await;
     let queue = format!("{prefix}.jobs.v3.m.p2");
