@@ -114,7 +114,7 @@ async fn serve(
                 let bell = bell.ok_or("the broker cancelled the bell consumer")?.map_err(e)?;
                 if let Ok(Bell { model, level }) = serde_json::from_slice::<Bell>(&bell.data) {
                     locked(&inner.backlog).rang(&model, level);
-                    inner.bell.notify_waiters();
+                    inner.bell.notify_one();
                 }
             }
             changed = models.changed() => {
@@ -157,7 +157,7 @@ async fn serve_models(
     backlog.set_models(models);
     backlog.unknown();
     drop(backlog);
-    inner.bell.notify_waiters();
+    inner.bell.notify_one();
     Ok(())
 }
 
@@ -190,7 +190,7 @@ async fn count_jobs(
         }
     }
     if locked(&inner.backlog).any() {
-        inner.bell.notify_waiters();
+        inner.bell.notify_one();
     }
     Ok(())
 }
