@@ -95,7 +95,15 @@ impl Worker {
                 }
             };
             let mut stamps = WorkerStamps::claimed_now();
-            job::run(&self.ollama, assignment.as_mut(), self.limits, &mut stamps).await;
+            // Boxed: the run's future (an HTTP request in flight, a stream being parsed) is
+            // a few kilobytes, and inline it would make every idle slot's task that large.
+            Box::pin(job::run(
+                &self.ollama,
+                assignment.as_mut(),
+                self.limits,
+                &mut stamps,
+            ))
+            .await;
             stamps.log(&job_id);
             assignment.finish().await;
         }
