@@ -3,7 +3,7 @@
 //! topology and the process's own queue, and the connection events that matter.
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt};
 use lapin::{Channel, Connection, Event};
@@ -17,7 +17,7 @@ type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 /// An open link; dropping it closes nothing, [`Link::close`] does.
 pub struct Link {
     /// For publishing (confirms on `channel`).
-    pub publish: Connection,
+    pub publish: Arc<Connection>,
     /// For consuming.
     pub consume: Connection,
     /// A confirm-mode channel on `publish`.
@@ -62,7 +62,7 @@ impl Link {
         };
         Ok((
             Self {
-                publish,
+                publish: Arc::new(publish),
                 consume,
                 channel,
             },

@@ -14,8 +14,8 @@ mod topology;
 pub use names::Names;
 pub use probe::{LIVENESS_EVERY, NOT_FOUND, backoff, queues_gone, reply_code};
 pub use publish::{
-    PublishError, Published, json_properties, publish, publish_patiently, publish_to_exchange,
-    publish_unconfirmed, ring,
+    CONFIRM_TIMEOUT, PublishError, Published, json_properties, publish, publish_patiently,
+    publish_to_exchange, publish_unconfirmed, ring,
 };
 pub use pull::{pull, ready};
 pub use topology::{

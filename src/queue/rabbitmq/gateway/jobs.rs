@@ -68,7 +68,7 @@ impl Inner {
         level: u8,
         remaining: Duration,
     ) -> Result<(), QueueError> {
-        let channel = self.channel.borrow().clone().ok_or_else(unavailable)?;
+        let mut channel = self.channel.borrow().clone().ok_or_else(unavailable)?;
         let reply_to = self
             .reply_queue
             .lock()
@@ -120,11 +120,50 @@ impl Inner {
                 Ok(broker::Published::Returned) => {
                     self.declared_lock().remove(&queue);
                 }
-                Err(e @ broker::PublishError::Nacked) => refusal = e.to_string(),
+                Err(e @ broker::PublishError::Nacked) => {
+                    refusal = e.to_string();
+                    if attempt > 0 {
+                        channel = self.fresh_jobs_channel(&channel).await.unwrap_or(channel);
+                    }
+                }
                 Err(e) => return Err(QueueError::Unavailable(e.to_string())),
             }
         }
         Err(QueueError::Unavailable(refusal))
+    }
+
+    /// Replaces the jobs channel `refused` with a new one, unless another publish already
+    /// did; returns the channel to use. A channel whose publishes to a quorum queue keep being
+    /// refused after the queue's leader moved (seen on RabbitMQ 3.10 after the leader's node
+    /// died) holds stale state about the queue; a new channel starts clean. The old one is
+    /// closed once its pending confirms have had their time.
+    async fn fresh_jobs_channel(&self, refused: &lapin::Channel) -> Option<lapin::Channel> {
+        let publisher = self
+            .publisher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        let fresh = broker::confirm_channel(&publisher).await.ok()?;
+        let mut replaced = false;
+        self.channel.send_if_modified(|current| {
+            replaced = current.as_ref().is_some_and(|c| c.id() == refused.id());
+            if replaced {
+                *current = Some(fresh.clone());
+            }
+            replaced
+        });
+        let (old, current) = if replaced {
+            tracing::warn!("job publishes keep being refused; publishing on a new channel");
+            self.declared_lock().clear();
+            (refused.clone(), fresh)
+        } else {
+            (fresh, self.channel.borrow().clone()?)
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(broker::CONFIRM_TIMEOUT).await;
+            let _ = old.close(200, "replaced".into()).await;
+        });
+        Some(current)
     }
 
     /// Declares a job queue unless this session did already.

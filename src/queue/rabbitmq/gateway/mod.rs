@@ -57,7 +57,10 @@ struct Inner {
     /// Dispatches and rescues, this gateway's and its peers'.
     ledger: Mutex<DispatchLedger>,
     board: Arc<JobBoard>,
+    /// The channel jobs are published on (their own, see [`Inner::fresh_jobs_channel`]).
     channel: watch::Sender<Option<Channel>>,
+    /// The session's publishing connection, for a fresh jobs channel.
+    publisher: Mutex<Option<Arc<lapin::Connection>>>,
     /// Job queues declared in this broker session (one per model).
     declared: Mutex<HashSet<String>>,
     status: Mutex<BrokerStatus>,
@@ -140,6 +143,7 @@ impl RabbitGateway {
             policy,
             board: Arc::default(),
             channel: watch::Sender::new(None),
+            publisher: Mutex::default(),
             declared: Mutex::default(),
             status: Mutex::default(),
             outbox,

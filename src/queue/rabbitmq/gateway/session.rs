@@ -26,6 +26,10 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
                 // A client library's error may quote the URL, password and all.
                 let e = inner.config.redact(&e);
                 inner.channel.send_replace(None);
+                *inner
+                    .publisher
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 inner.session_lost();
                 link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
@@ -89,7 +93,14 @@ async fn serve(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clear();
-    inner.channel.send_replace(Some(channel.clone()));
+    // Jobs go out on a channel of their own, which a run of refusals can replace without
+    // touching the one orders and announcements use.
+    let jobs = broker::confirm_channel(&link.publish).await.map_err(e)?;
+    *inner
+        .publisher
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&link.publish));
+    inner.channel.send_replace(Some(jobs));
     // Orders to workers go out from a task of their own, in the order they were decided, so
     // the reply consumer never waits on the broker: a slow or blocked publish used to hold
     // back every claim behind it. The task ends with the session (its sender dropped).
