@@ -102,6 +102,12 @@ pub struct BrokerStatus {
     pub closing: bool,
 }
 
+/// Locks `m`, also after a panic elsewhere poisoned it: every value behind these locks stays
+/// consistent between statements, so a poisoned one is still fit to use.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ pub enum Reply {
         /// The worker's control queue, where a stale copy's stop order goes.
         control: String,
     },
-    /// A liveness probe (see `broker::queues_gone`); ignored.
+    /// A liveness probe (see `broker::Prober`); ignored.
     Ping,
     /// Events of a granted job, in order.
     Events {
@@ -95,7 +95,7 @@ pub enum Control {
         /// The job.
         job_id: String,
     },
-    /// A liveness probe (see `broker::queues_gone`); ignored.
+    /// A liveness probe (see `broker::Prober`); ignored.
     Ping,
 }
 

@@ -12,7 +12,7 @@ mod pull;
 mod topology;
 
 pub use names::Names;
-pub use probe::{LIVENESS_EVERY, NOT_FOUND, backoff, queues_gone, reply_code};
+pub use probe::{LIVENESS_EVERY, NOT_FOUND, Prober, backoff, reply_code};
 pub use publish::{
     CONFIRM_TIMEOUT, PublishError, Published, json_properties, publish, publish_patiently,
     publish_to_exchange, publish_unconfirmed, ring,

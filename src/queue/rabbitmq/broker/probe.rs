@@ -1,5 +1,8 @@
 //! Liveness: whether the owner of a queue still consumes it, and reconnect backoff.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lapin::Channel;
@@ -20,7 +23,7 @@ pub const LIVENESS_EVERY: Duration = Duration::from_secs(2);
 /// declare of another connection's exclusive queue fails with `RESOURCE_LOCKED` and closes
 /// the channel, which the client library logs as an error every time.) A ping that is not
 /// confirmed in time (a resource alarm) says nothing: the owner counts as alive.
-pub async fn queues_gone(channel: &Channel, queues: Vec<String>) -> Vec<String> {
+async fn queues_gone(channel: &Channel, queues: Vec<String>) -> Vec<String> {
     let mut gone = Vec::new();
     for queue in queues {
         let properties = super::json_properties("ping").with_expiration("5000".into());
@@ -30,6 +33,32 @@ pub async fn queues_gone(channel: &Channel, queues: Vec<String>) -> Vec<String> 
         }
     }
     gone
+}
+
+/// Runs [`queues_gone`] probes one at a time, each in a task of its own: a probe waits for
+/// confirms, and whatever a session loop handles must not wait behind it. A probe asked for
+/// while the last one still runs is skipped (the next tick asks again).
+#[derive(Debug, Default)]
+pub struct Prober {
+    busy: Arc<AtomicBool>,
+}
+
+impl Prober {
+    /// Probes `queues` on `channel` and hands the gone ones to `on_gone`.
+    pub fn probe<F, Fut>(&self, channel: &Channel, queues: Vec<String>, on_gone: F)
+    where
+        F: FnOnce(Vec<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        if queues.is_empty() || self.busy.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (channel, busy) = (channel.clone(), Arc::clone(&self.busy));
+        tokio::spawn(async move {
+            on_gone(queues_gone(&channel, queues).await).await;
+            busy.store(false, Ordering::Relaxed);
+        });
+    }
 }
 
 /// What a liveness probe sends; replies and orders both read it as `ping`.

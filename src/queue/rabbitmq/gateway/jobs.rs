@@ -1,6 +1,7 @@
 //! This gateway's jobs: publishing copies, forwarding events under the
 //! slow-client policy, expiry, and what happens when a worker vanishes.
 
+use crate::queue::rabbitmq::locked;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -69,11 +70,7 @@ impl Inner {
         remaining: Duration,
     ) -> Result<(), QueueError> {
         let mut channel = self.channel.borrow().clone().ok_or_else(unavailable)?;
-        let reply_to = self
-            .reply_queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let reply_to = locked(&self.reply_queue).clone();
         let message = JobMessage {
             v: 1,
             job: job.clone(),
@@ -118,7 +115,7 @@ impl Inner {
                     return Ok(());
                 }
                 Ok(broker::Published::Returned) => {
-                    self.declared_lock().remove(&queue);
+                    locked(&self.declared).remove(&queue);
                 }
                 Err(e @ broker::PublishError::Nacked) => {
                     refusal = e.to_string();
@@ -138,11 +135,7 @@ impl Inner {
     /// died) holds stale state about the queue; a new channel starts clean. The old one is
     /// closed once its pending confirms have had their time.
     async fn fresh_jobs_channel(&self, refused: &lapin::Channel) -> Option<lapin::Channel> {
-        let publisher = self
-            .publisher
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()?;
+        let publisher = locked(&self.publisher).clone()?;
         let fresh = broker::confirm_channel(&publisher).await.ok()?;
         let mut replaced = false;
         self.channel.send_if_modified(|current| {
@@ -154,7 +147,7 @@ impl Inner {
         });
         let (old, current) = if replaced {
             tracing::warn!("job publishes keep being refused; publishing on a new channel");
-            self.declared_lock().clear();
+            locked(&self.declared).clear();
             (refused.clone(), fresh)
         } else {
             (fresh, self.channel.borrow().clone()?)
@@ -168,20 +161,14 @@ impl Inner {
 
     /// Declares a job queue unless this session did already.
     async fn declare_jobs(&self, channel: &lapin::Channel, queue: &str) -> Result<(), QueueError> {
-        if self.declared_lock().contains(queue) {
+        if locked(&self.declared).contains(queue) {
             return Ok(());
         }
         broker::declare_jobs(channel, queue)
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        self.declared_lock().insert(queue.to_owned());
+        locked(&self.declared).insert(queue.to_owned());
         Ok(())
-    }
-
-    fn declared_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.declared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// This gateway's queued jobs.

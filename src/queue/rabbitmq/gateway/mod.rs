@@ -18,6 +18,7 @@ mod peers;
 mod rescue;
 mod session;
 
+use crate::queue::rabbitmq::locked;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -178,10 +179,7 @@ impl RabbitGateway {
 impl Inner {
     /// Workers heard from lately, with how long ago.
     fn live_workers(&self) -> Vec<(Announcement, Duration)> {
-        let mut seen = self
-            .announcements
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = locked(&self.announcements);
         seen.retain(|_, (_, at)| at.elapsed() < WORKER_SILENCE);
         seen.values()
             .map(|(a, at)| (a.clone(), at.elapsed()))
@@ -189,21 +187,15 @@ impl Inner {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Tracked>> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.jobs)
     }
 
     fn ledger(&self) -> MutexGuard<'_, DispatchLedger> {
-        self.ledger
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.ledger)
     }
 
     fn status_lock(&self) -> MutexGuard<'_, BrokerStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.status)
     }
 }
 

@@ -2,6 +2,7 @@
 //! views, admission (tier limits, predicted waits), the rescue ration and a clear issued at any
 //! gateway cover the whole system.
 
+use crate::queue::rabbitmq::locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -87,9 +88,7 @@ impl Peers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerState>> {
-        self.states
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.states)
     }
 
     /// The states still fresh, stale ones dropped. Callers read them in place: admission asks

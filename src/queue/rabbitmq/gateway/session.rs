@@ -1,8 +1,9 @@
 //! The gateway's broker session: the reply, announcement and peer consumers, liveness probes
 //! of the workers running our jobs, and reconnection with backoff.
 
+use crate::queue::rabbitmq::locked;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -26,10 +27,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedRece
                 // A client library's error may quote the URL, password and all.
                 let e = inner.config.redact(&e);
                 inner.channel.send_replace(None);
-                *inner
-                    .publisher
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                *locked(&inner.publisher) = None;
                 inner.session_lost();
                 link::disconnected(&inner.status, &e);
                 if inner.shutdown.is_cancelled() {
@@ -83,23 +81,13 @@ async fn serve(
     let mut peer_messages = broker::subscribe(consume, &peers, &names.gateways())
         .await
         .map_err(e)?;
-    *inner
-        .reply_queue
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = reply_queue.clone();
+    *locked(&inner.reply_queue) = reply_queue.clone();
     // A new session may be on a broker that lost its queues: declare each again before use.
-    inner
-        .declared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clear();
+    locked(&inner.declared).clear();
     // Jobs go out on a channel of their own, which a run of refusals can replace without
     // touching the one orders and announcements use.
     let jobs = broker::confirm_channel(&link.publish).await.map_err(e)?;
-    *inner
-        .publisher
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&link.publish));
+    *locked(&inner.publisher) = Some(Arc::clone(&link.publish));
     inner.channel.send_replace(Some(jobs));
     // Orders to workers go out from a task of their own, in the order they were decided, so
     // the reply consumer never waits on the broker: a slow or blocked publish used to hold
@@ -123,7 +111,7 @@ async fn serve(
     }
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
     let mut share = tokio::time::interval(peers::SHARE_EVERY);
-    let probing = Arc::new(AtomicBool::new(false));
+    let prober = broker::Prober::default();
     loop {
         tokio::select! {
             _ = share.tick() => {
@@ -145,19 +133,12 @@ async fn serve(
                 }
             }
             _ = liveness.tick() => {
-                let controls = inner.granted_controls();
-                if !controls.is_empty() && !probing.swap(true, Ordering::Relaxed) {
-                    // A task of its own: a probe waits for confirms, and the replies of
-                    // every job must not wait behind it.
-                    let (inner, channel, probing) =
-                        (Arc::clone(inner), channel.clone(), Arc::clone(&probing));
-                    tokio::spawn(async move {
-                        for control in broker::queues_gone(&channel, controls).await {
-                            inner.worker_gone(&control).await;
-                        }
-                        probing.store(false, Ordering::Relaxed);
-                    });
-                }
+                let inner = Arc::clone(inner);
+                prober.probe(&channel, inner.granted_controls(), |gone| async move {
+                    for control in gone {
+                        inner.worker_gone(&control).await;
+                    }
+                });
             }
             delivery = consumer.next() => {
                 let delivery = delivery.ok_or("the broker cancelled the reply consumer")?.map_err(e)?;
@@ -166,10 +147,7 @@ async fn serve(
             announcement = announcements.next() => {
                 let announcement = announcement.ok_or("the broker cancelled the announcement consumer")?.map_err(e)?;
                 if let Ok(a) = serde_json::from_slice::<Announcement>(&announcement.data) {
-                    inner
-                        .announcements
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    locked(&inner.announcements)
                         .insert(a.worker.clone(), (a, Instant::now()));
                 }
             }

@@ -15,7 +15,7 @@ mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::{self, Names, Published};
 use super::wire::{Announcement, JobMessage, Reply};
-use super::{BrokerStatus, RabbitConfig};
+use super::{BrokerStatus, RabbitConfig, locked};
 use crate::queue::{BackendHealth, Delivery, QueueError, WorkQueue, WorkerAnnouncement};
 use acks::ack;
 use backlog::Backlog;
@@ -81,10 +81,6 @@ struct Inner {
     models: watch::Sender<Vec<String>>,
     status: Mutex<BrokerStatus>,
     shutdown: CancellationToken,
-}
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RabbitWorker {

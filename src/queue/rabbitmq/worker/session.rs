@@ -3,7 +3,7 @@
 //! and reconnection with backoff.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 
@@ -92,22 +92,14 @@ async fn serve(
     tracing::info!(queue = %control, slots = inner.slots, "worker connected to the broker");
     let mut liveness = tokio::time::interval(broker::LIVENESS_EVERY);
     let mut count = tokio::time::interval(RECHECK_EVERY);
-    let (probing, mut counter) = (Arc::new(AtomicBool::new(false)), None);
+    let (prober, mut counter) = (broker::Prober::default(), None);
     loop {
         tokio::select! {
             _ = liveness.tick() => {
-                let replies = inner.running_reply_queues();
-                if !replies.is_empty() && !probing.swap(true, Ordering::Relaxed) {
-                    // A task of its own: a probe waits for confirms, and orders and bells
-                    // must not wait behind it.
-                    let (inner, channel, probing) =
-                        (Arc::clone(inner), link.channel.clone(), Arc::clone(&probing));
-                    tokio::spawn(async move {
-                        let gone = broker::queues_gone(&channel, replies).await;
-                        inner.gateways_gone(&gone);
-                        probing.store(false, Ordering::Relaxed);
-                    });
-                }
+                let inner = Arc::clone(inner);
+                prober.probe(&link.channel, inner.running_reply_queues(), |gone| async move {
+                    inner.gateways_gone(&gone);
+                });
             }
             _ = count.tick() => count_jobs(inner, consume, &mut counter).await.map_err(e)?,
             bell = bells.next() => {
