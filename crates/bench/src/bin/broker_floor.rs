@@ -48,8 +48,9 @@ async fn main() -> Result<(), Error> {
     let concurrency: usize = args.next().map_or(Ok(64), |c| c.parse())?;
     let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
     println!(
-        "layout            take     c  cycles/s   p50 ms   p99 ms  (publish -> confirmed -> taken -> acked)"
+        "cycles/s: jobs acknowledged; p50/p99: publish to ack (Get), the confirmed publish (Consume)"
     );
+    println!("layout            take     c  cycles/s   p50 ms   p99 ms");
     for layout in [Layout::Quorum, Layout::ClassicPriority] {
         for take in [Take::Get, Take::Consume] {
             for c in [1, concurrency] {
