@@ -15,8 +15,6 @@ const LIMIT: Duration = Duration::from_secs(240);
 const LONG: usize = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on some runs: after the leader's node dies, a gateway's job publishes can be \
-            nacked (503, nothing accepted is lost) for over 30 s; run with --ignored"]
 async fn killing_the_node_leading_the_job_queues_loses_no_accepted_request() {
     with_cluster(LIMIT, |cluster| async move {
         let fleet = Fleet::start(cluster, "leader_node_killed", &FleetSpec::default()).await;

@@ -1,7 +1,6 @@
 //! This gateway's jobs: publishing copies, forwarding events under the
 //! slow-client policy, expiry, and what happens when a worker vanishes.
 
-use crate::queue::rabbitmq::locked;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -10,9 +9,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Inner, Outgoing, Phase, Tracked, expired, unavailable};
-use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::wire::{Bell, JobMessage};
+use crate::queue::rabbitmq::{broker, locked};
 use crate::queue::{Job, JobEvent, JobFailure, QueueError, QueueSnapshot, TierDepth, pacing};
+
+/// Pauses before each new try of a job publish that was refused or came back unroutable:
+/// about 3 s in all.
+const RETRY_AFTER_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
 
 impl Inner {
     /// This gateway's own queue depth per tier and running jobs.
@@ -93,13 +96,14 @@ impl Inner {
         let queue = self.names.jobs(&job.model, level);
         // A job queue unused past its expiry is gone although this session declared it: the
         // publish comes back unroutable, and one more declare brings the queue back. A quorum
-        // queue also refuses (nacks) a message now and then while it is busy, e.g. just after
-        // it was declared; a nacked message was not taken, so sending it again duplicates
-        // nothing.
+        // queue also refuses (nacks) messages for a while when it is busy or its cluster has
+        // just changed (seen for about a second after nodes came back); a nacked message was
+        // not taken, so sending it again duplicates nothing, and waiting a little longer keeps
+        // a client, or a job accepted long ago, from failing on a passing refusal.
         let mut refusal = "the job queue is not available on the broker".to_owned();
-        for attempt in 0..3u64 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+        for attempt in 0..=RETRY_AFTER_MS.len() {
+            if let Some(pause) = attempt.checked_sub(1).and_then(|i| RETRY_AFTER_MS.get(i)) {
+                tokio::time::sleep(Duration::from_millis(*pause)).await;
             }
             self.declare_jobs(&channel, &queue).await?;
             match broker::publish(&channel, &queue, &payload, properties.clone(), true).await {
@@ -119,7 +123,7 @@ impl Inner {
                 }
                 Err(e @ broker::PublishError::Nacked) => {
                     refusal = e.to_string();
-                    if attempt > 0 {
+                    if attempt == 1 {
                         channel = self.fresh_jobs_channel(&channel).await.unwrap_or(channel);
                     }
                 }

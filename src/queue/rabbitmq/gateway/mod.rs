@@ -18,7 +18,6 @@ mod peers;
 mod rescue;
 mod session;
 
-use crate::queue::rabbitmq::locked;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::Names;
 use super::wire::Announcement;
-use super::{BrokerStatus, RabbitConfig};
+use super::{BrokerStatus, RabbitConfig, locked};
 use crate::queue::ledger::DispatchLedger;
 use crate::queue::{
     BackendHealth, Job, JobBoard, JobEvent, JobFailure, JobQueue, JobStanding, JobTicket,

@@ -2,13 +2,13 @@
 //! views, admission (tier limits, predicted waits), the rescue ration and a clear issued at any
 //! gateway cover the whole system.
 
-use crate::queue::rabbitmq::locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::queue::rabbitmq::locked;
 use crate::queue::schedule::LEVELS;
 use crate::queue::{QueueSnapshot, RunningJob, TierDepth};
 

@@ -1,7 +1,6 @@
 //! The gateway's broker session: the reply, announcement and peer consumers, liveness probes
 //! of the workers running our jobs, and reconnection with backoff.
 
-use crate::queue::rabbitmq::locked;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -13,9 +12,9 @@ use tokio::sync::mpsc;
 use super::peers::{self, GatewayState, PeerMessage};
 use super::{Inner, Outgoing};
 use crate::queue::JobEvent;
-use crate::queue::rabbitmq::broker;
 use crate::queue::rabbitmq::link::{self, Link, LinkEvents};
 use crate::queue::rabbitmq::wire::{Announcement, Control, Reply};
+use crate::queue::rabbitmq::{broker, locked};
 
 /// Keeps a session with the broker up, reconnecting with backoff.
 pub(super) async fn supervise(inner: Arc<Inner>, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {

@@ -156,21 +156,22 @@ impl RabbitWorker {
         let (session, channel) = (pull.session, &pull.channel);
         let inner = &self.inner;
         loop {
-            let (model, level) = {
-                let mut backlog = locked(&inner.backlog);
-                let next = backlog.next()?;
-                // Slots wake one at a time (waking every idle slot per bell cost a worker
-                // with a thousand slots a millisecond of CPU per job): while more work is
-                // believed to wait, the next slot is woken before this one pulls.
-                if backlog.any() {
-                    inner.bell.notify_one();
-                }
-                next
-            };
+            let (model, level) = locked(&inner.backlog).next()?;
             let pulled = broker::pull(channel, &inner.names.jobs(&model, level)).await;
             match pulled {
                 Ok(Some((delivery, remaining))) => {
-                    locked(&inner.backlog).observed(&model, level, remaining);
+                    let more = {
+                        let mut backlog = locked(&inner.backlog);
+                        backlog.observed(&model, level, remaining);
+                        backlog.any()
+                    };
+                    // Slots wake one at a time (waking every idle slot per bell cost a worker
+                    // with a thousand slots a millisecond of CPU per job): a slot that got a
+                    // job wakes the next while more work is believed to wait. Only after a
+                    // pull that worked: a slot whose pulls fail must not keep waking itself.
+                    if more {
+                        inner.bell.notify_one();
+                    }
                     match serde_json::from_slice::<JobMessage>(&delivery.data) {
                         Ok(message) => {
                             let inner = Arc::clone(inner);
