@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use super::stream::{self, Render, SSE_DONE, push_sse_data, sse_comment, sse_data};
 use super::submit::{submit, unix_ms};
+use crate::openai::content_frame::ContentFrames;
 use crate::openai::render::{CompletionBuilder, ResponseMeta, error_event};
 use crate::openai::{ChatRequest, Delta};
 use crate::queue::{JobEvent, JobKind};
@@ -58,6 +59,7 @@ pub async fn create(
     };
     if request.stream {
         let render = ChatSse {
+            frames: ContentFrames::new(&meta),
             meta,
             include_usage: request.include_usage,
         };
@@ -77,6 +79,7 @@ pub async fn create(
 
 /// `chat.completion.chunk` frames, the finish chunk, the usage chunk when asked, `[DONE]`.
 struct ChatSse {
+    frames: ContentFrames,
     meta: ResponseMeta,
     include_usage: bool,
 }
@@ -86,7 +89,11 @@ impl Render for ChatSse {
 
     fn event(&mut self, event: JobEvent, out: &mut BytesMut) -> bool {
         match event {
-            JobEvent::Delta(delta) => self.meta.write_delta_frame(&delta, out),
+            JobEvent::Delta(delta) => {
+                if !self.frames.write(&delta, out) {
+                    self.meta.write_delta_frame(&delta, out);
+                }
+            }
             JobEvent::Finished {
                 finish_reason,
                 usage,
