@@ -15,6 +15,7 @@ use super::state::AppState;
 use super::stream::{self, Render, SSE_DONE, push_sse_data, sse_comment, sse_data};
 use super::submit::{submit, unix_ms};
 use crate::openai::completions::{CompletionMeta, CompletionRequest};
+use crate::openai::content_frame::TextFrames;
 use crate::openai::render::error_event;
 use crate::queue::{JobEvent, JobKind};
 
@@ -56,7 +57,11 @@ pub async fn create(
         model: request.model.clone(),
     };
     if request.stream {
+        let frames = TextFrames::from_reference(|text, out| {
+            push_sse_data(out, &meta.text_chunk(text));
+        });
         let render = CompletionSse {
+            frames,
             meta,
             include_usage: request.include_usage,
         };
@@ -69,6 +74,7 @@ pub async fn create(
 
 /// Text chunks, the finish chunk, the usage chunk when asked, `[DONE]`.
 struct CompletionSse {
+    frames: TextFrames,
     meta: CompletionMeta,
     include_usage: bool,
 }
@@ -80,7 +86,9 @@ impl Render for CompletionSse {
         match event {
             JobEvent::Delta(delta) => {
                 // Reasoning of thinking models is not part of a completion's text.
-                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty())
+                    && !self.frames.write(&text, out)
+                {
                     push_sse_data(out, &self.meta.text_chunk(&text));
                 }
             }
