@@ -261,15 +261,8 @@ async fn scenarios(
             db: "embedded.db".into(),
             ..setup.clone()
         };
-        let serve = spawn::start(&setup, "serve").await?;
-        spawn::wait_ready(&http, &serve).await?;
-        let key = spawn::user_key(&http, &serve, &setup.admin_key).await?;
-        let target = Target {
-            addr: serve.addr,
-            api: Api::OpenAi(key.into()),
-        };
+        let (target, processes) = spawn::launch(&http, &setup, &["serve"]).await?;
         let description = "client -> seadragon serve (embedded queue) -> fake Ollama".to_owned();
-        let processes = [serve];
         let mut report = scenario::measure(
             "embedded",
             description,
@@ -288,14 +281,8 @@ async fn scenarios(
                 timeline: true,
                 ..setup.clone()
             };
-            let serve = spawn::start(&setup, "serve").await?;
-            spawn::wait_ready(&http, &serve).await?;
-            let key = spawn::user_key(&http, &serve, &setup.admin_key).await?;
-            let target = Target {
-                addr: serve.addr,
-                api: Api::OpenAi(key.into()),
-            };
-            report.breakdown = breakdown::run(&target, &[serve], fake, args.quick).await;
+            let (target, processes) = spawn::launch(&http, &setup, &["serve"]).await?;
+            report.breakdown = breakdown::run(&target, &processes, fake, args.quick).await;
         }
         out.push(report);
     }
@@ -320,15 +307,8 @@ async fn scenarios(
                     amqp: Some((url, args.amqp_prefix.clone())),
                     ..setup.clone()
                 };
-                let worker = spawn::start(&setup, "worker").await?;
-                let gateway = spawn::start(&setup, "gateway").await?;
-                spawn::wait_ready(&http, &gateway).await?;
-                let key = spawn::user_key(&http, &gateway, &setup.admin_key).await?;
-                let target = Target {
-                    addr: gateway.addr,
-                    api: Api::OpenAi(key.into()),
-                };
-                let processes = [gateway, worker];
+                let (target, processes) =
+                    spawn::launch(&http, &setup, &["worker", "gateway"]).await?;
                 // A broker on this machine shares its cores; count it when it can be found.
                 let mut others = vec![bench];
                 others.extend(procstat::local_broker().map(|pid| ("broker", pid)));
@@ -350,16 +330,9 @@ async fn scenarios(
                         timeline: true,
                         ..setup.clone()
                     };
-                    let worker = spawn::start(&setup, "worker").await?;
-                    let gateway = spawn::start(&setup, "gateway").await?;
-                    spawn::wait_ready(&http, &gateway).await?;
-                    let key = spawn::user_key(&http, &gateway, &setup.admin_key).await?;
-                    let target = Target {
-                        addr: gateway.addr,
-                        api: Api::OpenAi(key.into()),
-                    };
-                    report.breakdown =
-                        breakdown::run(&target, &[gateway, worker], fake, args.quick).await;
+                    let (target, processes) =
+                        spawn::launch(&http, &setup, &["worker", "gateway"]).await?;
+                    report.breakdown = breakdown::run(&target, &processes, fake, args.quick).await;
                 }
                 out.push(report);
             }

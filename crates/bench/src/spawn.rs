@@ -253,3 +253,26 @@ pub async fn user_key(
         .map(str::to_owned)
         .ctx_none(&format!("no key in {created}"))
 }
+
+/// Starts `roles` in order (the last one takes the clients: `serve`, or the gateway after its
+/// worker), waits until it serves, and gives it a user key: the load's target, and the
+/// processes with the front one first.
+pub async fn launch(
+    http: &reqwest::Client,
+    setup: &Setup,
+    roles: &[&'static str],
+) -> Result<(crate::load::Target, Vec<Process>), BenchError> {
+    let mut processes = Vec::new();
+    for role in roles {
+        processes.push(start(setup, role).await?);
+    }
+    processes.reverse();
+    let front = processes.first().ctx_none("no process to start")?;
+    wait_ready(http, front).await?;
+    let key = user_key(http, front, &setup.admin_key).await?;
+    let target = crate::load::Target {
+        addr: front.addr,
+        api: crate::load::Api::OpenAi(key.into()),
+    };
+    Ok((target, processes))
+}
