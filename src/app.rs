@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +78,7 @@ pub struct App {
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
     drain_timeout: Duration,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -191,20 +190,11 @@ impl App {
             addr: config.listen,
             source,
         })?;
-        // Without TCP_NODELAY, Nagle holds each small SSE frame until the previous one is
-        // acknowledged, and delayed ACKs turn that into 40 ms stalls between tokens.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        // A plain Router would rebuild every route for each new connection (about 15 KB and
-        // its CPU); the make-service builds them once and hands each connection a cheap clone.
-        let server = tokio::spawn(
-            axum::serve(listener, router.into_make_service())
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
+        let server = tokio::spawn(crate::http_server::serve(
+            listener,
+            router,
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, slots = config.slots, ?role, "Seadragon listening on http://{addr}");
         Ok(Self {
             addr,

@@ -25,6 +25,7 @@
 //! - [`catalog`]: which models exist and what `"default"` and aliases resolve to.
 //! - [`stats`]: in-memory request statistics for the admin API, fed once per request that ran a job.
 //! - [`app`]: wires the pieces together; `main` and the tests both start the system through it.
+//! - [`http_server`]: accepts connections and serves the router on each over HTTP/1.1.
 //! - [`ids`]: random identifiers and secrets.
 //! - [`telemetry`]: log output and filtering; [`timeline`]: per-request stage timestamps at
 //!   `debug`.
@@ -34,6 +35,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod http_server;
 pub mod ids;
 pub mod limits;
 pub mod metrics;

@@ -19,7 +19,12 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         match Bytes::from_request(req, state).await {
-            Ok(bytes) => Ok(Self(bytes)),
+            // A body that arrived with its request head is a slice of the connection's read
+            // buffer, and would pin that buffer for as long as the handler runs (for a stream,
+            // until its first token): hyper's next read, which watches for the client leaving,
+            // then allocates a second buffer (8 KB per open stream). A copy costs far less
+            // than parsing the JSON it holds.
+            Ok(bytes) => Ok(Self(Bytes::copy_from_slice(&bytes))),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::BodyTooLarge(limit))
             }

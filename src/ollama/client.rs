@@ -1,21 +1,24 @@
 //! HTTP client for Ollama's native API: model listing, `/api/chat` and `/api/generate` as
 //! streams of objects, and `/api/embed`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use reqwest::Url;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::http1::StreamClient;
 use super::ndjson::ChatStream;
 use super::wire::{EmbedResponse, ErrorBody, ShowResponse, TagsResponse};
 
 /// Limits how long a call that should be instant (tags, version, show) may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most of an error answer's body read for its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Why a call to Ollama failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OllamaError {
     /// No connection could be made (or it broke before an answer).
     #[error("Ollama at {url} is unreachable: {reason}")]
@@ -42,7 +45,16 @@ pub enum OllamaError {
 #[derive(Debug, Clone)]
 pub struct OllamaClient {
     http: reqwest::Client,
+    /// The streamed generations, which carry every token, take a leaner path.
+    streams: Arc<Streams>,
     base: Url,
+}
+
+#[derive(Debug)]
+struct Streams {
+    client: StreamClient,
+    chat: String,
+    generate: String,
 }
 
 impl OllamaClient {
@@ -54,7 +66,17 @@ impl OllamaClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| OllamaError::Protocol(e.to_string()))?;
-        Ok(Self { http, base })
+        let client = StreamClient::new(&base).map_err(OllamaError::Protocol)?;
+        let streams = Arc::new(Streams {
+            chat: client.target("api/chat"),
+            generate: client.target("api/generate"),
+            client,
+        });
+        Ok(Self {
+            http,
+            streams,
+            base,
+        })
     }
 
     /// The server's base URL.
@@ -131,13 +153,13 @@ impl OllamaClient {
     /// does together with the first object: model loading happens before this returns.
     /// Dropping the returned stream closes the connection, which stops generation.
     pub async fn chat(&self, body: &RawValue) -> Result<ChatStream, OllamaError> {
-        self.stream("api/chat", body).await
+        self.stream(&self.streams.chat, body).await
     }
 
     /// `POST /api/generate` with a streaming body; its objects carry `response` instead of
     /// `message`, which [`ChatChunk`] reads too.
     pub async fn generate(&self, body: &RawValue) -> Result<ChatStream, OllamaError> {
-        self.stream("api/generate", body).await
+        self.stream(&self.streams.generate, body).await
     }
 
     /// `POST /api/embed`: one answer with every vector.
@@ -152,18 +174,18 @@ impl OllamaClient {
         read_json(response).await
     }
 
-    async fn stream(&self, path: &str, body: &RawValue) -> Result<ChatStream, OllamaError> {
-        let response = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        let response = error_for_status(response).await?;
-        // Only the body is kept: the response head pins hyper's first read buffer, which
-        // would then stay allocated beside the one the body is read into, per stream.
-        Ok(ChatStream::new(response.bytes_stream().boxed()))
+    async fn stream(&self, target: &str, body: &RawValue) -> Result<ChatStream, OllamaError> {
+        let mut answer = self
+            .streams
+            .client
+            .post(target, body.get().as_bytes())
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            let text = answer.body.read_to_end(MAX_ERROR_BODY).await;
+            let text = String::from_utf8_lossy(&text.unwrap_or_default()).into_owned();
+            return Err(status_error(answer.status, &text));
+        }
+        Ok(ChatStream::new(answer.body))
     }
 }
 
@@ -173,14 +195,15 @@ async fn error_for_status(response: reqwest::Response) -> Result<reqwest::Respon
         return Ok(response);
     }
     let text = response.text().await.unwrap_or_default();
-    // Ollama's errors are `{"error": "..."}`; anything else (a proxy page) is passed on as text.
-    let message = serde_json::from_str::<ErrorBody>(&text)
+    Err(status_error(status.as_u16(), &text))
+}
+
+/// Ollama's errors are `{"error": "..."}`; anything else (a proxy page) is passed on as text.
+fn status_error(status: u16, text: &str) -> OllamaError {
+    let message = serde_json::from_str::<ErrorBody>(text)
         .map(|b| b.error)
         .unwrap_or_else(|_| text.trim().to_owned());
-    Err(OllamaError::Status {
-        status: status.as_u16(),
-        message,
-    })
+    OllamaError::Status { status, message }
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(

@@ -3,10 +3,8 @@
 //! at every chunk) and a line is bounded, so a broken or hostile Ollama cannot make the worker
 //! buffer without limit.
 
-use futures_util::StreamExt as _;
-use futures_util::stream::BoxStream;
-
 use super::OllamaError;
+use super::body::Body;
 use super::wire::ChatChunk;
 
 /// Longest NDJSON line accepted. Ollama's lines are one token or one tool call each; a
@@ -15,7 +13,7 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The NDJSON objects of one `/api/chat` or `/api/generate` answer.
 pub struct ChatStream {
-    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    body: Body,
     buffer: Vec<u8>,
     /// Where the unread part of `buffer` starts: lines are parsed in place and the buffer is
     /// compacted only when it runs dry, not shifted after every line (a network chunk often
@@ -28,7 +26,7 @@ pub struct ChatStream {
 
 impl ChatStream {
     /// Reads objects from `body`.
-    pub fn new(body: BoxStream<'static, reqwest::Result<bytes::Bytes>>) -> Self {
+    pub fn new(body: Body) -> Self {
         Self {
             body,
             buffer: Vec::new(),
@@ -65,9 +63,9 @@ impl ChatStream {
             // Only a partial line is left: move it to the front before reading more.
             self.buffer.drain(..self.start);
             self.start = 0;
-            match self.body.next().await.transpose() {
-                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
-                Ok(None) => self.ended = true,
+            match self.body.read(&mut self.buffer).await {
+                Ok(true) => {}
+                Ok(false) => self.ended = true,
                 Err(e) => {
                     self.fail();
                     return Some(Err(OllamaError::Protocol(format!(
@@ -112,40 +110,4 @@ impl std::fmt::Debug for ChatStream {
 fn parse(line: &[u8]) -> Result<ChatChunk, OllamaError> {
     serde_json::from_slice(line)
         .map_err(|e| OllamaError::Protocol(format!("invalid NDJSON line from Ollama: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn stream(chunks: Vec<Vec<u8>>) -> ChatStream {
-        let chunks: Vec<reqwest::Result<Bytes>> =
-            chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
-        ChatStream::new(futures_util::stream::iter(chunks).boxed())
-    }
-
-    const LINE: &str = r#"{"model":"m","created_at":"2025-05-05T00:00:00Z","message":{"role":"assistant","content":"hi"},"done":false}"#;
-
-    #[tokio::test]
-    async fn lines_split_anywhere_across_chunks_come_out_whole() {
-        let text = format!("{LINE}\n\n{LINE}\n{LINE}");
-        let bytes = text.into_bytes();
-        let chunks: Vec<Vec<u8>> = bytes.chunks(7).map(<[u8]>::to_vec).collect();
-        let mut s = stream(chunks);
-        for _ in 0..3 {
-            assert_eq!(s.next().await.unwrap().unwrap().message.content, "hi");
-        }
-        assert!(s.next().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn a_line_past_the_limit_fails_the_stream_and_ends_it() {
-        let chunk = vec![b'x'; 64 * 1024];
-        let chunks = vec![chunk; MAX_LINE_BYTES / (64 * 1024) + 2];
-        let mut s = stream(chunks);
-        let error = s.next().await.unwrap().unwrap_err();
-        assert!(error.to_string().contains("exceeded"), "{error}");
-        assert!(s.next().await.is_none());
-    }
 }
