@@ -72,7 +72,11 @@ pub struct ModelCatalog {
     store: KeyStore,
     aliases: BTreeMap<String, String>,
     cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
+    /// The last `/api/tags` call: when it started and what it answered (see [`Self::tags`]).
+    last_tags: tokio::sync::Mutex<Option<(Instant, TagsOutcome)>>,
 }
+
+type TagsOutcome = Result<Arc<Vec<ModelEntry>>, OllamaError>;
 
 impl ModelCatalog {
     /// A catalog asking `source`, with the configured aliases.
@@ -82,6 +86,7 @@ impl ModelCatalog {
             store,
             aliases,
             cache: Mutex::new(None),
+            last_tags: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -108,21 +113,38 @@ impl ModelCatalog {
     }
 
     async fn refresh(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
-        let models = Arc::new(match &self.source {
-            ModelSource::Ollama(ollama) => ollama.tags().await?.models,
+        let models = match &self.source {
+            ModelSource::Ollama(ollama) => self.tags(ollama).await?,
             ModelSource::Workers(directory) => {
                 if directory.workers().0 == 0 {
                     return Err(CatalogError::NoWorkers);
                 }
-                directory.models()
+                Arc::new(directory.models())
             }
-        });
+        };
         *self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((Instant::now(), Arc::clone(&models)));
         Ok(models)
+    }
+
+    /// Ollama's `/api/tags`, one call at a time: a caller that waited for a call started after
+    /// it asked takes that call's answer. Without this, a burst of requests finding the cache
+    /// stale each asked Ollama (1,000 streams opened at once made about 180 calls).
+    async fn tags(&self, ollama: &OllamaClient) -> TagsOutcome {
+        let asked = Instant::now();
+        let mut last = self.last_tags.lock().await;
+        if let Some((started, outcome)) = last.as_ref()
+            && *started >= asked
+        {
+            return outcome.clone();
+        }
+        let started = Instant::now();
+        let outcome = ollama.tags().await.map(|tags| Arc::new(tags.models));
+        *last = Some((started, outcome.clone()));
+        outcome
     }
 
     /// The installed model a client's `model` means.
@@ -312,5 +334,57 @@ mod tests {
         assert_eq!(find(&models, "qwen3:8b").as_deref(), Some("qwen3:8b"));
         assert_eq!(find(&models, "qwen3"), None);
         assert_eq!(find(&models, "llama3.2:1b"), None);
+    }
+
+    /// A burst of callers finding no fresh list shares one `/api/tags` call (two at most:
+    /// callers that asked before the first call started may need a second).
+    #[tokio::test]
+    async fn a_burst_of_callers_asks_ollama_for_its_models_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut head = [0u8; 4096];
+                    let _ = tcp.read(&mut head).await;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    // Slow enough for every caller to arrive while the first call runs.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let body = r#"{"models":[{"name":"m:latest","model":"m:latest"}]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::connect(&format!("sqlite://{}/keys.db", dir.path().display()))
+            .await
+            .unwrap();
+        let ollama = OllamaClient::new(url.parse().unwrap()).unwrap();
+        let catalog = Arc::new(ModelCatalog::new(
+            ModelSource::Ollama(ollama),
+            store,
+            BTreeMap::new(),
+        ));
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let catalog = Arc::clone(&catalog);
+                tokio::spawn(async move { catalog.models().await.map(|m| m.len()) })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), 1);
+        }
+        let calls = calls.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&calls), "{calls} calls to /api/tags");
     }
 }
