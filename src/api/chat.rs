@@ -43,6 +43,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let request = ChatRequest::parse(&body)?;
+    drop(body);
     let admitted = submit(
         &state,
         &key,
@@ -57,11 +58,15 @@ pub async fn create(
         model: request.model.clone(),
         service_tier: request.service_tier.as_str(),
     };
-    if request.stream {
+    let (stream, include_usage) = (request.stream, request.include_usage);
+    // The parsed request (messages and tools, often kilobytes) is not needed while the answer
+    // runs, which for a stream is its whole life.
+    drop(request);
+    if stream {
         let render = ChatSse {
             frames: ContentFrames::new(&meta),
             meta,
-            include_usage: request.include_usage,
+            include_usage,
         };
         return stream::respond(&state, admitted, render).await;
     }

@@ -43,6 +43,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let request = CompletionRequest::parse(&body)?;
+    drop(body);
     let admitted = submit(
         &state,
         &key,
@@ -56,14 +57,17 @@ pub async fn create(
         created: unix_ms() / 1000,
         model: request.model.clone(),
     };
-    if request.stream {
+    let (stream, include_usage) = (request.stream, request.include_usage);
+    // The parsed request is not needed while the answer runs (a stream's whole life).
+    drop(request);
+    if stream {
         let frames = TextFrames::from_reference(|text, out| {
             push_sse_data(out, &meta.text_chunk(text));
         });
         let render = CompletionSse {
             frames,
             meta,
-            include_usage: request.include_usage,
+            include_usage,
         };
         return stream::respond(&state, admitted, render).await;
     }

@@ -50,6 +50,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let request = ResponsesRequest::parse(&body)?;
+    drop(body);
     let admitted = submit(
         &state,
         &key,
@@ -63,7 +64,10 @@ pub async fn create(
         request.model.clone(),
         request.echo.clone(),
     );
-    if request.stream {
+    let stream = request.stream;
+    // The parsed request is not needed while the answer runs (a stream's whole life).
+    drop(request);
+    if stream {
         let mut pending = BytesMut::new();
         frames(builder.start(), &mut pending);
         let render = ResponsesSse { builder, pending };

@@ -10,9 +10,12 @@ use tokio::net::TcpStream;
 
 use super::http1::Pool;
 
-/// Bytes asked of the socket per read. Ollama writes one NDJSON object per chunk (about 150
-/// bytes with a token); a read takes whatever arrived since the last one.
-pub(super) const READ_CHUNK: usize = 4096;
+/// A connection's first read buffer. Ollama writes one NDJSON object per chunk (about 150
+/// bytes with a token), and a stream usually finds one or two waiting: an open stream keeps
+/// only this much (memory per open stream is a floor of the product).
+pub(super) const FIRST_READ: usize = 1024;
+/// A read that fills the buffer doubles it, up to this: a backlog is then read in fewer calls.
+const MAX_READ: usize = 64 * 1024;
 
 /// Longest chunk-size line or trailer line accepted (a real one is a few bytes).
 const MAX_LINE: usize = 4096;
@@ -123,10 +126,15 @@ impl Body {
         };
         self.raw.drain(..self.pos);
         self.pos = 0;
-        if self.raw.capacity() - self.raw.len() < READ_CHUNK / 4 {
-            self.raw.reserve(READ_CHUNK);
+        if self.raw.capacity() - self.raw.len() < FIRST_READ / 4 {
+            self.raw.reserve(FIRST_READ);
         }
-        if read_some(io, &mut self.raw).await? > 0 {
+        let spare = self.raw.capacity() - self.raw.len();
+        let read = read_some(io, &mut self.raw).await?;
+        if read == spare && self.raw.capacity() < MAX_READ {
+            self.raw.reserve(self.raw.capacity());
+        }
+        if read > 0 {
             return Ok(());
         }
         self.reusable = false;

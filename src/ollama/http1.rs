@@ -16,7 +16,7 @@ use reqwest::Url;
 use tokio::net::TcpStream;
 
 use super::OllamaError;
-use super::body::{Body, Framing, READ_CHUNK, read_some};
+use super::body::{Body, FIRST_READ, Framing, read_some};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle connection older than this is closed rather than reused.
@@ -183,7 +183,7 @@ impl StreamClient {
             }
         };
         write_all(&io, request).await.map_err(|e| broke(e, true))?;
-        let mut raw = Vec::with_capacity(READ_CHUNK);
+        let mut raw = Vec::with_capacity(FIRST_READ);
         loop {
             let read = read_some(&io, &mut raw)
                 .await
@@ -211,7 +211,7 @@ impl StreamClient {
                 return Err(Failure::Failed(protocol("the response head is too long")));
             }
             if raw.capacity() == raw.len() {
-                raw.reserve(READ_CHUNK);
+                raw.reserve(raw.capacity());
             }
         }
     }
