@@ -238,3 +238,29 @@ fn targets_resolve_below_the_base_url_and_only_http_is_taken() {
     assert_eq!(target("http://[::1]:11434/"), "/api/chat");
     assert!(client("https://h/").is_err());
 }
+
+#[tokio::test]
+async fn a_stream_finished_at_its_last_object_hands_its_connection_back() {
+    let done = r#"{"model":"m","created_at":"2025-05-05T00:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}"#;
+    let body = format!("{LINE}\n{done}\n");
+    // The closing empty chunk comes in a segment of its own, after the last object.
+    let mut pieces = chunked(HEAD, body.as_bytes(), 100_000);
+    let end = pieces[0].len() - 5;
+    let terminator = pieces[0].split_off(end);
+    pieces.push(terminator);
+    let (client, accepted) = server(vec![
+        Reply::new(pieces),
+        Reply::new(chunked(HEAD, body.as_bytes(), 1000)),
+    ])
+    .await;
+    let answer = client.post("/api/chat", b"{}").await.expect("answer");
+    let mut stream = ChatStream::new(answer.body);
+    while !stream.next().await.expect("an object").expect("valid").done {}
+    stream.finish().await;
+    assert_eq!(lines(&client).await.expect("second"), ["hi", ""]);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the connection was reused"
+    );
+}

@@ -11,6 +11,9 @@ use super::wire::ChatChunk;
 /// final line carries metrics. A line past this fails the job.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long [`ChatStream::finish`] waits for the end of a finished answer's body.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The NDJSON objects of one `/api/chat` or `/api/generate` answer.
 pub struct ChatStream {
     body: Body,
@@ -74,6 +77,19 @@ impl ChatStream {
                 }
             }
         }
+    }
+
+    /// Reads what follows the last object (Ollama's closing empty chunk, which has usually
+    /// arrived with it) so that the connection goes back to the pool for the next job: a
+    /// connection dropped here is a new TCP connection for the next one. Gives up after
+    /// [`LINGER`], closing the connection.
+    pub async fn finish(mut self) {
+        let drain = async {
+            while let Ok(true) = self.body.read(&mut self.buffer).await {
+                self.buffer.clear();
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
     /// The next complete line in the buffer, newline excluded.

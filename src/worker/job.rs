@@ -176,6 +176,7 @@ async fn relay_stream(
             };
             job.send(event).await.map_err(|_| Stop::ClientGone)?;
             if last {
+                stream.finish().await;
                 return Ok(());
             }
         }
