@@ -194,6 +194,7 @@ impl App {
             listener,
             router,
             shutdown.clone(),
+            crate::http_server::HEADER_TIMEOUT,
         ));
         tracing::info!(%addr, slots = config.slots, ?role, "Seadragon listening on http://{addr}");
         Ok(Self {

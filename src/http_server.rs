@@ -9,12 +9,18 @@
 //! connection (heaptrack, 1,000 open streams: 16 MB of the process's 58 MB above idle).
 //! Seadragon serves no HTTP/2 (no client of an OpenAI or Ollama API speaks cleartext h2), so
 //! connections go straight to hyper's HTTP/1 server.
+//!
+//! A connection has [`HEADER_TIMEOUT`] to send each request head, counted from the moment the
+//! server starts waiting for it. That closes connections that trickle a head byte by byte to
+//! hold a socket and a task (slowloris), and it also closes a keep-alive connection left idle
+//! that long between requests, as Go's and nginx's idle timeouts do. Clients' own pools let
+//! idle connections go sooner (httpx and Node after 5 s) or notice the close before reuse.
 
 use std::io;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -24,8 +30,17 @@ use tokio_util::sync::CancellationToken;
 /// listener rests this long instead of spinning on the same error.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
+/// How long a connection may take to send a request head, or stay idle between requests.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `router` on `listener` until `shutdown` is cancelled and every connection is closed.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// `header_timeout` is [`HEADER_TIMEOUT`] outside tests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) {
     // A router whose routes still wait for their state builds each route again for every
     // request (about 15 KB and its CPU); `with_state` builds them once, and each connection
     // gets a cheap clone.
@@ -47,7 +62,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         let router = router.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            serve_connection(tcp, router, shutdown).await;
+            serve_connection(tcp, router, shutdown, header_timeout).await;
             drop(open);
         });
     }
@@ -56,15 +71,22 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     open_tx.closed().await;
 }
 
-async fn serve_connection(tcp: TcpStream, router: Router, shutdown: CancellationToken) {
+async fn serve_connection(
+    tcp: TcpStream,
+    router: Router,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) {
     // Without TCP_NODELAY, Nagle holds each small SSE frame until the previous one is
     // acknowledged, and delayed ACKs turn that into 40 ms stalls between tokens.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let service = TowerToHyperService::new(router);
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
@@ -93,3 +115,7 @@ async fn pause_after(error: &io::Error) {
         tokio::time::sleep(ACCEPT_PAUSE).await;
     }
 }
+
+#[cfg(test)]
+#[path = "http_server_tests.rs"]
+mod tests;
