@@ -15,6 +15,7 @@ mod floors;
 mod load;
 mod parse;
 mod procstat;
+mod proxy;
 mod queue_depth;
 mod report;
 mod scenario;
@@ -31,6 +32,9 @@ use fake_ollama::FakeOllama;
 use load::{Api, Target};
 use report::{Report, ScenarioReport, log};
 use scenario::Plan;
+
+/// The phases the relay runs: latency and relay cost; the rest are about Seadragon's queue.
+const PROXY_PHASES: &[&str] = &["ttft_c1", "ttft_c64", "short_jobs", "long_answers"];
 
 /// Dispatches timed per queue depth.
 const QUEUE_OPS: usize = 2_000;
@@ -63,11 +67,16 @@ struct Args {
     /// SEADRAGON_SLOTS of the processes under test: high, so nothing waits in the queue.
     #[arg(long, default_value_t = 1024)]
     slots: usize,
+    /// Run as the byte-copying relay of the `proxy` scenario, to this address (internal).
+    #[arg(long, hide = true)]
+    proxy_to: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Only {
     Baseline,
+    /// A process that only copies bytes: what a second process on the path costs here.
+    Proxy,
     Embedded,
     Rabbitmq,
     Queue,
@@ -105,7 +114,11 @@ impl<T> ContextNone<T> for Option<T> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args).await {
+    let result = match args.proxy_to {
+        Some(upstream) => proxy::relay(upstream).await,
+        None => run(&args).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log(&format!("bench: {e}"));
@@ -152,7 +165,8 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     } else if wants(args, Only::Queue) {
         report.queue = Some(queue_in_child(args).await?);
     }
-    let seadragon_wanted = wants(args, Only::Embedded) || wants(args, Only::Rabbitmq);
+    let seadragon_wanted =
+        wants(args, Only::Embedded) || wants(args, Only::Rabbitmq) || wants(args, Only::Proxy);
     if wants(args, Only::Baseline) || seadragon_wanted {
         let fake = backend::start().await.ctx("cannot start the fake Ollama")?;
         report.scenarios = scenarios(args, &plan, &fake).await?;
@@ -240,6 +254,26 @@ async fn scenarios(
         )
         .await,
     );
+    if wants(args, Only::Proxy) {
+        log("proxy: a process that only copies bytes ...");
+        let relay = proxy::start(fake.addr()).await?;
+        let target = Target {
+            addr: relay.addr,
+            api: Api::Ollama,
+        };
+        out.push(
+            scenario::measure(
+                "proxy",
+                "client -> byte-copying relay process -> fake Ollama /api/chat".to_owned(),
+                &target,
+                std::slice::from_ref(&relay),
+                &[bench],
+                fake,
+                &plan.within(PROXY_PHASES),
+            )
+            .await,
+        );
+    }
     if !wants(args, Only::Embedded) && !wants(args, Only::Rabbitmq) {
         return Ok(out);
     }

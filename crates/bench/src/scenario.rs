@@ -73,6 +73,28 @@ impl Plan {
         self.phases.is_empty() || self.phases.iter().any(|p| p == "breakdown")
     }
 
+    /// This plan restricted to `names`.
+    pub fn within(&self, names: &[&str]) -> Self {
+        let phases: Vec<String> = if self.phases.is_empty() {
+            names.iter().map(|&n| n.to_owned()).collect()
+        } else {
+            self.phases
+                .iter()
+                .filter(|p| names.contains(&p.as_str()))
+                .cloned()
+                .collect()
+        };
+        Self {
+            quick: self.quick,
+            // A plan with no phase left runs none, not all of them.
+            phases: if phases.is_empty() {
+                vec!["none".to_owned()]
+            } else {
+                phases
+            },
+        }
+    }
+
     /// The phase names, in the order they run.
     pub fn phase_names() -> Vec<&'static str> {
         Self {

@@ -110,6 +110,22 @@ pub struct Process {
 }
 
 impl Process {
+    /// A process started elsewhere, whose address is not known yet.
+    pub fn new(child: Child, role: &'static str) -> Self {
+        Self {
+            child,
+            role,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            timeline: Arc::default(),
+        }
+    }
+
+    /// The same process, known to listen on `addr`.
+    pub fn listening_on(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
     /// The process id, for `/proc`.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -199,12 +215,8 @@ pub async fn start(setup: &Setup, role: &'static str) -> Result<Process, BenchEr
             }
         }
     });
-    let mut process = Process {
-        child,
-        role,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        timeline,
-    };
+    let mut process = Process::new(child, role);
+    process.timeline = timeline;
     let addr = tokio::time::timeout(START_TIMEOUT, rx)
         .await
         .ctx("seadragon did not start listening in time")?
