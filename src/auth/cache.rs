@@ -5,8 +5,11 @@
 //! Changes made through this process (revocation, a new name or tier) are applied to the
 //! cache at once; expiry needs nothing, as callers check a key's `expires_at` on every use.
 //! Changes made by another process are applied at once on PostgreSQL, whose notifications
-//! call [`KeyCache::forget`]; on a shared SQLite file they are seen within [`FRESH_FOR`], when
-//! an entry has to be read from the store again.
+//! call [`KeyCache::forget`]; on a shared SQLite file they are seen within [`FRESH_FOR`]: an
+//! entry is read from the store again once it is that old, unless a watcher of the store
+//! has since confirmed that nobody wrote to it ([`KeyCache::unchanged`]). Without that, a key
+//! used less often than once per [`FRESH_FOR`] (an IDE user's, a script's) paid a database
+//! round trip on every request.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -41,18 +44,34 @@ struct Inner {
     generation: u64,
     /// Raised by [`KeyCache::invalidate`]: entries of an older epoch are not fresh.
     epoch: u64,
+    /// The store's watcher's latest word, if it has one.
+    unchanged: Option<Unchanged>,
+}
+
+/// What a watcher of the store confirmed: nothing was written to the store from `since` up to
+/// `through`. An entry whose lookup started at or after `since` is then as good as one read
+/// at `through`.
+#[derive(Debug, Clone, Copy)]
+struct Unchanged {
+    since: Instant,
+    through: Instant,
 }
 
 #[derive(Debug)]
 struct Entry {
     key: ApiKey,
+    /// When the lookup that read it started: the row is at least this recent.
+    asked_at: Instant,
     read_at: Instant,
     epoch: u64,
 }
 
 /// Taken before reading a key from the store, handed back to [`KeyCache::put`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket(u64);
+pub struct Ticket {
+    generation: u64,
+    at: Instant,
+}
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -81,8 +100,18 @@ impl KeyCache {
     pub fn get(&self, hash: &[u8; 32]) -> Option<ApiKey> {
         let inner = self.lock();
         let entry = inner.entries.get(hash)?;
-        (entry.epoch == inner.epoch && entry.read_at.elapsed() < self.fresh_for)
-            .then(|| entry.key.clone())
+        let confirmed = inner
+            .unchanged
+            .is_some_and(|u| entry.asked_at >= u.since && u.through.elapsed() < self.fresh_for);
+        let fresh = entry.read_at.elapsed() < self.fresh_for || confirmed;
+        (entry.epoch == inner.epoch && fresh).then(|| entry.key.clone())
+    }
+
+    /// A watcher of the store saw nothing written to it from `since` up to `through` (both
+    /// taken on the watcher's side so that they are conservative: `since` after the check
+    /// that began the quiet spell returned, `through` before the latest check was asked).
+    pub fn unchanged(&self, since: Instant, through: Instant) {
+        self.lock().unchanged = Some(Unchanged { since, through });
     }
 
     /// The key whose secret hashes to `hash`, if it was read from the store within `within`,
@@ -105,7 +134,10 @@ impl KeyCache {
 
     /// Marks the start of a store lookup whose result will be [`put`](Self::put).
     pub fn ticket(&self) -> Ticket {
-        Ticket(self.lock().generation)
+        Ticket {
+            generation: self.lock().generation,
+            at: Instant::now(),
+        }
     }
 
     /// Remembers a key just read from the store, unless a key changed since `ticket` was
@@ -113,7 +145,7 @@ impl KeyCache {
     /// so random guesses cannot fill the cache.
     pub fn put(&self, hash: [u8; 32], key: ApiKey, ticket: Ticket) {
         let mut inner = self.lock();
-        if inner.generation != ticket.0 {
+        if inner.generation != ticket.generation {
             return;
         }
         if inner.entries.len() >= CAPACITY {
@@ -129,6 +161,7 @@ impl KeyCache {
             hash,
             Entry {
                 key,
+                asked_at: ticket.at,
                 read_at: Instant::now(),
                 epoch,
             },
@@ -188,6 +221,40 @@ mod tests {
         assert!(cache.get_stale(&[1; 32], SERVE_STALE_FOR).is_some());
         assert!(cache.get_stale(&[1; 32], Duration::ZERO).is_none());
         assert_eq!(cache.stale_count(SERVE_STALE_FOR), 1);
+    }
+
+    #[test]
+    fn a_confirmed_quiet_store_keeps_entries_read_during_the_quiet_spell_fresh() {
+        let cache = KeyCache::new(Duration::from_millis(50));
+        let quiet_since = Instant::now();
+        cache.put([1; 32], key("key_a"), cache.ticket());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&[1; 32]).is_none(), "older than its freshness");
+        cache.unchanged(quiet_since, Instant::now());
+        assert!(cache.get(&[1; 32]).is_some(), "confirmed by the watcher");
+        // The confirmation ages like a read: without a newer one the entry goes stale.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_quiet_spell_that_began_after_a_lookup_does_not_vouch_for_it() {
+        let cache = KeyCache::new(Duration::from_millis(50));
+        cache.put([1; 32], key("key_a"), cache.ticket());
+        std::thread::sleep(Duration::from_millis(60));
+        // Something was written just before the quiet spell: the entry may predate it.
+        cache.unchanged(Instant::now(), Instant::now());
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_confirmation_does_not_revive_invalidated_entries() {
+        let cache = KeyCache::new(Duration::from_millis(50));
+        let quiet_since = Instant::now();
+        cache.put([1; 32], key("key_a"), cache.ticket());
+        cache.invalidate();
+        cache.unchanged(quiet_since, Instant::now());
+        assert!(cache.get(&[1; 32]).is_none());
     }
 
     #[test]

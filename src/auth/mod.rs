@@ -1,8 +1,8 @@
 //! API keys: their format and hashing ([`secret`]), the key store ([`store`]) with its two
 //! databases ([`sqlite`] on one machine, [`postgres`] for gateways on many, both behind
 //! [`backend::KeyBackend`]), the store's short-lived memory of recently found keys ([`cache`]),
-//! how other gateways' changes reach it on PostgreSQL ([`listen`]) and what it does while the
-//! database is away ([`outage`]). The HTTP extractors that use them live in `api::auth`.
+//! how other gateways' changes reach it on PostgreSQL ([`listen`]) and on a shared SQLite
+//! file ([`sqlite_watch`]), and what it does while the database is away ([`outage`]). The HTTP extractors that use them live in `api::auth`.
 
 pub mod backend;
 pub mod cache;
@@ -12,6 +12,7 @@ pub mod outage;
 pub mod postgres;
 pub mod secret;
 pub mod sqlite;
+pub mod sqlite_watch;
 pub mod store;
 
 pub use backend::StoreError;

@@ -1,13 +1,16 @@
 //! The SQLite key store: one file, shared by the processes of one machine. It has no way to
-//! announce changes, so other processes see them when they read a remembered key again.
+//! announce changes: other processes see them when they read a remembered key again, which
+//! they do only after a write somewhere (see `sqlite_watch`).
 
 use std::str::FromStr;
+use std::sync::Weak;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::backend::{KeyBackend, Propagation, StoreError};
+use super::cache::KeyCache;
 use super::key::{
     ApiKey, HashedKeyRow, KeyChanges, KeyFilter, KeyRow, from_hashed_row, from_row, key_columns,
 };
@@ -16,6 +19,7 @@ use super::key::{
 #[derive(Debug)]
 pub struct SqliteBackend {
     pool: SqlitePool,
+    options: SqliteConnectOptions,
 }
 
 impl SqliteBackend {
@@ -32,14 +36,20 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_error(e.to_string()))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| open_error(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, options })
+    }
+
+    /// Keeps the keys in `cache` fresh while nobody writes to the file, for as long as the
+    /// cache lives.
+    pub fn watch_changes(&self, cache: Weak<KeyCache>) {
+        super::sqlite_watch::spawn(self.options.clone(), cache);
     }
 }
 

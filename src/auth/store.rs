@@ -62,7 +62,9 @@ impl KeyStore {
         let backend: Arc<dyn KeyBackend> = if is_postgres_url(url) {
             Arc::new(PostgresBackend::connect(url, Arc::clone(&cache)).await?)
         } else {
-            Arc::new(SqliteBackend::connect(url).await?)
+            let sqlite = SqliteBackend::connect(url).await?;
+            sqlite.watch_changes(Arc::downgrade(&cache));
+            Arc::new(sqlite)
         };
         Ok(Self {
             backend,

@@ -1,5 +1,6 @@
 //! How a change reaches the other processes sharing a database, and what a store does while
-//! its database is away: SQLite's processes see changes once their entry is stale, PostgreSQL's
+//! its database is away: SQLite's processes see changes once their entry is stale (which a
+//! quiet file postpones), PostgreSQL's
 //! hear them as they commit; a store cut off from PostgreSQL serves the keys it saw recently,
 //! says so in its health report, and recovers when the database returns.
 
@@ -39,6 +40,37 @@ async fn sqlite_another_process_sees_a_revocation_once_its_entry_is_stale() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     let there = other.authenticate(&secret).await.unwrap().unwrap();
     assert!(there.revoked_at.is_some(), "revoked through another store");
+}
+
+#[tokio::test]
+async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_still_ends_that() {
+    let fresh_for = Duration::from_millis(400);
+    let f = Fixture::sqlite();
+    let s = f.open().await;
+    let other = KeyStore::connect_with_cache(&f.url, Arc::new(KeyCache::new(fresh_for)))
+        .await
+        .unwrap();
+    let (key, secret) = s.create("ci", "pro", Role::User).await.unwrap();
+    // The other store's watcher sees the creation, then a quiet spell begins.
+    tokio::time::sleep(2 * crate::auth::sqlite_watch::CHECK_EVERY + Duration::from_millis(50))
+        .await;
+    assert!(other.authenticate(&secret).await.unwrap().is_some());
+    tokio::time::sleep(2 * fresh_for + Duration::from_millis(200)).await;
+    let hash = secret::hash(&secret);
+    assert!(
+        other.cache.get(&hash).is_some(),
+        "long past its freshness, but nobody wrote since it was read: no query needed"
+    );
+    s.revoke(&key.id).await.unwrap();
+    within(
+        fresh_for + Duration::from_millis(500),
+        "the revocation reaches the other store within its freshness",
+        || async {
+            let found = other.authenticate(&secret).await.unwrap().unwrap();
+            found.revoked_at.is_some()
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
