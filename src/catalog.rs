@@ -5,6 +5,7 @@
 //! admin-selected default model, or the newest installed model while none is selected.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,9 @@ use crate::ollama::{OllamaClient, OllamaError};
 
 /// How long a model list is trusted before Ollama is asked again.
 const FRESH_FOR: Duration = Duration::from_secs(2);
+
+/// How long a list past its freshness is still served while a fresh one is fetched behind it.
+const SERVE_STALE_FOR: Duration = Duration::from_secs(60);
 
 /// The settings key of the admin-selected default model.
 pub const DEFAULT_MODEL_SETTING: &str = "default_model";
@@ -71,40 +75,23 @@ pub struct ModelCatalog {
     source: ModelSource,
     store: KeyStore,
     aliases: BTreeMap<String, String>,
-    cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
-    /// The last `/api/tags` call: when it started and what it answered (see [`Self::tags`]).
-    last_tags: tokio::sync::Mutex<Option<(Instant, TagsOutcome)>>,
+    lists: Arc<Lists>,
 }
 
 type TagsOutcome = Result<Arc<Vec<ModelEntry>>, OllamaError>;
 
-impl ModelCatalog {
-    /// A catalog asking `source`, with the configured aliases.
-    pub fn new(source: ModelSource, store: KeyStore, aliases: BTreeMap<String, String>) -> Self {
-        Self {
-            source,
-            store,
-            aliases,
-            cache: Mutex::new(None),
-            last_tags: tokio::sync::Mutex::new(None),
-        }
-    }
+/// The model lists read, shared with the refresh that runs behind requests.
+#[derive(Debug, Default)]
+struct Lists {
+    /// The latest list and when it was read.
+    cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
+    /// The last `/api/tags` call: when it started and what it answered (see [`Lists::tags`]).
+    last_tags: tokio::sync::Mutex<Option<(Instant, TagsOutcome)>>,
+    /// Whether a refresh behind requests is running.
+    refreshing: AtomicBool,
+}
 
-    /// Configured aliases.
-    pub fn aliases(&self) -> &BTreeMap<String, String> {
-        &self.aliases
-    }
-
-    /// The installed models, at most a few seconds old.
-    pub async fn models(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
-        if let Some((at, models)) = self.cached()
-            && at.elapsed() < FRESH_FOR
-        {
-            return Ok(models);
-        }
-        self.refresh().await
-    }
-
+impl Lists {
     fn cached(&self) -> Option<(Instant, Arc<Vec<ModelEntry>>)> {
         self.cache
             .lock()
@@ -112,22 +99,11 @@ impl ModelCatalog {
             .clone()
     }
 
-    async fn refresh(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
-        let models = match &self.source {
-            ModelSource::Ollama(ollama) => self.tags(ollama).await?,
-            ModelSource::Workers(directory) => {
-                if directory.workers().0 == 0 {
-                    return Err(CatalogError::NoWorkers);
-                }
-                Arc::new(directory.models())
-            }
-        };
+    fn store(&self, models: Arc<Vec<ModelEntry>>) {
         *self
             .cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((Instant::now(), Arc::clone(&models)));
-        Ok(models)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), models));
     }
 
     /// Ollama's `/api/tags`, one call at a time: a caller that waited for a call started after
@@ -145,6 +121,74 @@ impl ModelCatalog {
         let outcome = ollama.tags().await.map(|tags| Arc::new(tags.models));
         *last = Some((started, outcome.clone()));
         outcome
+    }
+
+    /// Fetches a fresh list in a task of its own, unless one is already on its way. A failure
+    /// leaves the old list in place, to be served until it is too old.
+    fn refresh_behind(self: &Arc<Self>, ollama: &OllamaClient) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (lists, ollama) = (Arc::clone(self), ollama.clone());
+        tokio::spawn(async move {
+            match lists.tags(&ollama).await {
+                Ok(models) => lists.store(models),
+                Err(e) => tracing::debug!(error = %e, "cannot refresh the model list"),
+            }
+            lists.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl ModelCatalog {
+    /// A catalog asking `source`, with the configured aliases.
+    pub fn new(source: ModelSource, store: KeyStore, aliases: BTreeMap<String, String>) -> Self {
+        Self {
+            source,
+            store,
+            aliases,
+            lists: Arc::default(),
+        }
+    }
+
+    /// Configured aliases.
+    pub fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+
+    /// The installed models, at most a few seconds old.
+    pub async fn models(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
+        if let Some((at, models)) = self.lists.cached() {
+            if at.elapsed() < FRESH_FOR {
+                return Ok(models);
+            }
+            // A list past its freshness still names the models a request wants, so it is
+            // served while a fresh one is fetched behind it: no request waits for `/api/tags`
+            // (a client calling every second or two did, on every other request). A model
+            // removed meanwhile gets Ollama's own 404; one pulled meanwhile is looked for
+            // again by `installed`.
+            if at.elapsed() < SERVE_STALE_FOR
+                && let ModelSource::Ollama(ollama) = &self.source
+            {
+                self.lists.refresh_behind(ollama);
+                return Ok(models);
+            }
+        }
+        self.refresh().await
+    }
+
+    async fn refresh(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
+        let models = match &self.source {
+            ModelSource::Ollama(ollama) => self.lists.tags(ollama).await?,
+            ModelSource::Workers(directory) => {
+                if directory.workers().0 == 0 {
+                    return Err(CatalogError::NoWorkers);
+                }
+                Arc::new(directory.models())
+            }
+        };
+        self.lists.store(Arc::clone(&models));
+        Ok(models)
     }
 
     /// The installed model a client's `model` means.
@@ -169,6 +213,7 @@ impl ModelCatalog {
         }
         // The model may have been pulled a moment ago: look again once before refusing.
         let stale = self
+            .lists
             .cached()
             .is_none_or(|(at, _)| at.elapsed() > Duration::from_millis(500));
         if stale {
@@ -307,84 +352,5 @@ fn find(models: &[ModelEntry], name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(name: &str) -> ModelEntry {
-        ModelEntry {
-            name: name.into(),
-            model: name.into(),
-            ..ModelEntry::default()
-        }
-    }
-
-    #[test]
-    fn versions_order_numerically() {
-        assert!(version_key("0.9.0") < version_key("0.12.0"));
-        assert!(version_key("0.6.4-rc1") == version_key("0.6.4"));
-    }
-
-    #[test]
-    fn an_untagged_name_means_latest_and_tags_must_match() {
-        let models = [entry("llama3.2:latest"), entry("qwen3:8b")];
-        assert_eq!(
-            find(&models, "llama3.2").as_deref(),
-            Some("llama3.2:latest")
-        );
-        assert_eq!(find(&models, "qwen3:8b").as_deref(), Some("qwen3:8b"));
-        assert_eq!(find(&models, "qwen3"), None);
-        assert_eq!(find(&models, "llama3.2:1b"), None);
-    }
-
-    /// A burst of callers finding no fresh list shares one `/api/tags` call (two at most:
-    /// callers that asked before the first call started may need a second).
-    #[tokio::test]
-    async fn a_burst_of_callers_asks_ollama_for_its_models_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&calls);
-        tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let counted = Arc::clone(&counted);
-                tokio::spawn(async move {
-                    let mut head = [0u8; 4096];
-                    let _ = tcp.read(&mut head).await;
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    // Slow enough for every caller to arrive while the first call runs.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    let body = r#"{"models":[{"name":"m:latest","model":"m:latest"}]}"#;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tcp.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::connect(&format!("sqlite://{}/keys.db", dir.path().display()))
-            .await
-            .unwrap();
-        let ollama = OllamaClient::new(url.parse().unwrap()).unwrap();
-        let catalog = Arc::new(ModelCatalog::new(
-            ModelSource::Ollama(ollama),
-            store,
-            BTreeMap::new(),
-        ));
-        let callers: Vec<_> = (0..50)
-            .map(|_| {
-                let catalog = Arc::clone(&catalog);
-                tokio::spawn(async move { catalog.models().await.map(|m| m.len()) })
-            })
-            .collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap().unwrap(), 1);
-        }
-        let calls = calls.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&calls), "{calls} calls to /api/tags");
-    }
-}
+#[path = "catalog_tests.rs"]
+mod tests;
