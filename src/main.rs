@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use seadragon::app::Role;
-use seadragon::config::{Cli, Command};
+use seadragon::config::{Cli, Command, Settings};
 use seadragon::{App, Config, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let (settings, role) = match cli.command {
         Command::Serve(settings) => (settings, Role::Serve),
@@ -16,6 +15,20 @@ async fn main() -> ExitCode {
         Command::Worker(settings) => (settings, Role::Worker),
     };
     telemetry::init(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(settings.threads))
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(settings, role)),
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings, role: Role) -> ExitCode {
     let config = match Config::from_settings(settings) {
         Ok(config) => config,
         Err(e) => {

@@ -71,6 +71,11 @@ pub struct Settings {
     /// Concurrent generations per worker (Ollama's OLLAMA_NUM_PARALLEL).
     #[arg(long, env = "SEADRAGON_SLOTS", default_value_t = 1)]
     pub slots: usize,
+    /// Threads running requests and relays (see README: one keeps a lone request off
+    /// hand-offs between threads; more help when many large bodies are parsed at once).
+    #[arg(long, env = "SEADRAGON_THREADS", default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
     /// Default starvation time: a job queued this long may be rescued above every tier (a
     /// tier's `starvation_secs` in the TOML file overrides it).
     #[arg(long, env = "SEADRAGON_AGING_SECS", default_value_t = 30.0)]

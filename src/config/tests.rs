@@ -84,3 +84,13 @@ fn a_weak_bootstrap_admin_key_is_refused_without_repeating_it() {
     let c = Config::from_settings(settings(&["--admin-key", strong])).unwrap();
     assert_eq!(c.admin_key.as_deref(), Some(strong));
 }
+
+#[test]
+fn one_thread_by_default_and_zero_threads_is_refused_at_parse_time() {
+    assert_eq!(settings(&[]).threads, 1);
+    assert_eq!(settings(&["--threads", "4"]).threads, 4);
+    for bad in ["0", "many", "1025"] {
+        let err = Cli::try_parse_from(["seadragon", "serve", "--threads", bad]).unwrap_err();
+        assert!(err.to_string().contains("--threads"), "{bad}: {err}");
+    }
+}
