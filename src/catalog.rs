@@ -16,8 +16,13 @@ use crate::ollama::{OllamaClient, OllamaError};
 /// How long a model list is trusted before Ollama is asked again.
 const FRESH_FOR: Duration = Duration::from_secs(2);
 
-/// How long a list past its freshness is still served while a fresh one is fetched behind it.
+/// How long a list past its freshness is still served while a fresh one is fetched behind it,
+/// and how long after its last use the list is still kept fresh.
 const SERVE_STALE_FOR: Duration = Duration::from_secs(60);
+
+/// How old a list in use may grow before it is read again behind the requests: well inside
+/// [`FRESH_FOR`], so a request never finds it stale.
+const REFRESH_AT: Duration = Duration::from_secs(1);
 
 /// The settings key of the admin-selected default model.
 pub const DEFAULT_MODEL_SETTING: &str = "default_model";
@@ -87,23 +92,19 @@ struct Lists {
     cache: Mutex<Option<(Instant, Arc<Vec<ModelEntry>>)>>,
     /// The last `/api/tags` call: when it started and what it answered (see [`Lists::tags`]).
     last_tags: tokio::sync::Mutex<Option<(Instant, TagsOutcome)>>,
-    /// Whether a refresh behind requests is running.
+    /// When a request last asked for the list.
+    last_used: Mutex<Option<Instant>>,
+    /// Whether the task keeping the list fresh is running.
     refreshing: AtomicBool,
 }
 
 impl Lists {
     fn cached(&self) -> Option<(Instant, Arc<Vec<ModelEntry>>)> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.cache).clone()
     }
 
     fn store(&self, models: Arc<Vec<ModelEntry>>) {
-        *self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), models));
+        *lock(&self.cache) = Some((Instant::now(), models));
     }
 
     /// Ollama's `/api/tags`, one call at a time: a caller that waited for a call started after
@@ -123,21 +124,42 @@ impl Lists {
         outcome
     }
 
-    /// Fetches a fresh list in a task of its own, unless one is already on its way. A failure
-    /// leaves the old list in place, to be served until it is too old.
-    fn refresh_behind(self: &Arc<Self>, ollama: &OllamaClient) {
+    /// Notes a use of the list, and starts the task that reads it again whenever it is
+    /// [`REFRESH_AT`] old, for as long as it is used. Requests then find it fresh without ever
+    /// waiting for Ollama, and the reads happen on their own schedule rather than inside a
+    /// request. A failed read leaves the old list in place, served until it is too old.
+    fn keep_fresh(self: &Arc<Self>, ollama: &OllamaClient) {
+        *lock(&self.last_used) = Some(Instant::now());
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (lists, ollama) = (Arc::clone(self), ollama.clone());
         tokio::spawn(async move {
-            match lists.tags(&ollama).await {
-                Ok(models) => lists.store(models),
-                Err(e) => tracing::debug!(error = %e, "cannot refresh the model list"),
+            loop {
+                if let Some((at, _)) = lists.cached() {
+                    tokio::time::sleep_until((at + REFRESH_AT).into()).await;
+                }
+                let in_use = lock(&lists.last_used).is_some_and(|t| t.elapsed() < SERVE_STALE_FOR);
+                if !in_use {
+                    break;
+                }
+                match lists.tags(&ollama).await {
+                    Ok(models) => lists.store(models),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot refresh the model list");
+                        tokio::time::sleep(REFRESH_AT).await;
+                    }
+                }
             }
             lists.refreshing.store(false, Ordering::Release);
         });
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ModelCatalog {
@@ -159,18 +181,18 @@ impl ModelCatalog {
     /// The installed models, at most a few seconds old.
     pub async fn models(&self) -> Result<Arc<Vec<ModelEntry>>, CatalogError> {
         if let Some((at, models)) = self.lists.cached() {
-            if at.elapsed() < FRESH_FOR {
+            // Ollama's list is kept fresh behind the requests while they use it, and one a
+            // little past its freshness still names the models a request wants: no request
+            // waits for `/api/tags` (a client calling every second or two did, on every other
+            // request). A model removed meanwhile gets Ollama's own 404; one pulled meanwhile
+            // is looked for again by `installed`.
+            if let ModelSource::Ollama(ollama) = &self.source
+                && at.elapsed() < SERVE_STALE_FOR
+            {
+                self.lists.keep_fresh(ollama);
                 return Ok(models);
             }
-            // A list past its freshness still names the models a request wants, so it is
-            // served while a fresh one is fetched behind it: no request waits for `/api/tags`
-            // (a client calling every second or two did, on every other request). A model
-            // removed meanwhile gets Ollama's own 404; one pulled meanwhile is looked for
-            // again by `installed`.
-            if at.elapsed() < SERVE_STALE_FOR
-                && let ModelSource::Ollama(ollama) = &self.source
-            {
-                self.lists.refresh_behind(ollama);
+            if at.elapsed() < FRESH_FOR {
                 return Ok(models);
             }
         }

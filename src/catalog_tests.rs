@@ -141,6 +141,20 @@ async fn a_list_past_its_freshness_is_served_at_once_and_refreshed_behind() {
 }
 
 #[tokio::test]
+async fn a_list_in_use_never_goes_stale() {
+    let ollama = TagsServer::start(Duration::ZERO).await;
+    let catalog = ollama.catalog().await;
+    let started = Instant::now();
+    while started.elapsed() < FRESH_FOR + REFRESH_AT {
+        catalog.models().await.unwrap();
+        let (at, _) = catalog.lists.cached().unwrap();
+        assert!(at.elapsed() < FRESH_FOR, "went stale while in use");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ollama.calls() >= 3, "{} reads", ollama.calls());
+}
+
+#[tokio::test]
 async fn a_list_too_old_to_serve_is_read_again_before_answering() {
     let ollama = TagsServer::start(Duration::ZERO).await;
     let catalog = ollama.catalog().await;

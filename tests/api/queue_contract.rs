@@ -130,7 +130,12 @@ pub fn job(id: &str, tier: &str, level: u8) -> Job {
 
 /// Takes deliveries until one is granted (copies of granted jobs are denied) and returns it.
 pub async fn take(work: &Arc<dyn WorkQueue>) -> Box<dyn Assignment> {
-    tokio::time::timeout(Duration::from_secs(10), async {
+    take_within(work, Duration::from_secs(10)).await
+}
+
+/// [`take`], waiting up to `limit`.
+pub async fn take_within(work: &Arc<dyn WorkQueue>, limit: Duration) -> Box<dyn Assignment> {
+    tokio::time::timeout(limit, async {
         loop {
             let delivery = work.next().await.unwrap();
             if let Some(granted) = delivery.claim("test-worker", 3).await.granted() {
