@@ -100,11 +100,21 @@ impl KeyCache {
     pub fn get(&self, hash: &[u8; 32]) -> Option<ApiKey> {
         let inner = self.lock();
         let entry = inner.entries.get(hash)?;
-        let confirmed = inner
-            .unchanged
-            .is_some_and(|u| entry.asked_at >= u.since && u.through.elapsed() < self.fresh_for);
-        let fresh = entry.read_at.elapsed() < self.fresh_for || confirmed;
+        let fresh =
+            entry.read_at.elapsed() < self.fresh_for || self.vouched(&inner, entry.asked_at);
         (entry.epoch == inner.epoch && fresh).then(|| entry.key.clone())
+    }
+
+    /// Whether a read of the store asked for at `asked_at` is still as good as a fresh one,
+    /// because the store's watcher saw nothing written since (see [`Self::unchanged`]).
+    pub fn vouches_for(&self, asked_at: Instant) -> bool {
+        self.vouched(&self.lock(), asked_at)
+    }
+
+    fn vouched(&self, inner: &Inner, asked_at: Instant) -> bool {
+        inner
+            .unchanged
+            .is_some_and(|u| asked_at >= u.since && u.through.elapsed() < self.fresh_for)
     }
 
     /// A watcher of the store saw nothing written to it from `since` up to `through` (both

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::backend::{KeyBackend, Propagation, StoreError};
 use super::cache::{KeyCache, SERVE_STALE_FOR};
@@ -31,9 +31,13 @@ pub struct KeyStore {
     cache: Arc<KeyCache>,
     /// Whether the database is answering, and when to ask it again if not.
     outage: Arc<Outage>,
-    /// Settings as last read, served while the database is unreachable.
-    settings: Arc<Mutex<HashMap<String, Option<String>>>>,
+    /// Settings as last read and when that read was asked for: served while the store's
+    /// watcher vouches that nothing was written since, and while the database is unreachable.
+    settings: Arc<Mutex<HashMap<String, RememberedSetting>>>,
 }
+
+/// A setting's value as read (`None`: unset), and when that read was asked for.
+type RememberedSetting = (Option<String>, Instant);
 
 /// The id and name the bootstrap admin key is known by.
 const BOOTSTRAP_ID: &str = "bootstrap";
@@ -211,36 +215,47 @@ impl KeyStore {
         self.observe(self.backend.has_active_admin().await)
     }
 
-    /// A persistent setting; while the database is unreachable, the value last read.
+    /// A persistent setting: as last read while the store's watcher vouches that nothing was
+    /// written since (the default model is looked up on every request naming `"default"`),
+    /// otherwise read again; while the database is unreachable, the value last read.
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if let Some(value) = self.remembered_setting(name, true) {
+            return Ok(value);
+        }
+        let asked = Instant::now();
         match self.observe(self.backend.setting(name).await) {
             Ok(value) => {
-                self.remember_setting(name, value.clone());
+                self.remember_setting(name, value.clone(), asked);
                 Ok(value)
             }
-            Err(e) if e.is_unavailable() => self
-                .settings
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(name)
-                .cloned()
-                .ok_or(e),
+            Err(e) if e.is_unavailable() => self.remembered_setting(name, false).ok_or(e),
             Err(e) => Err(e),
         }
     }
 
     /// Sets a persistent setting.
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let asked = Instant::now();
         self.observe(self.backend.set_setting(name, value).await)?;
-        self.remember_setting(name, Some(value.to_owned()));
+        self.remember_setting(name, Some(value.to_owned()), asked);
         Ok(())
     }
 
-    fn remember_setting(&self, name: &str, value: Option<String>) {
+    /// The value last read of `name`; when `vouched`, only if nothing was written since.
+    fn remembered_setting(&self, name: &str, vouched: bool) -> Option<Option<String>> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (value, asked) = settings.get(name)?;
+        (!vouched || self.cache.vouches_for(*asked)).then(|| value.clone())
+    }
+
+    fn remember_setting(&self, name: &str, value: Option<String>, asked: Instant) {
         self.settings
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), value);
+            .insert(name.to_owned(), (value, asked));
     }
 
     /// Checks that the database answers.

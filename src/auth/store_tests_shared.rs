@@ -74,6 +74,36 @@ async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_stil
 }
 
 #[tokio::test]
+async fn sqlite_a_setting_is_not_read_again_while_nobody_writes_and_a_change_elsewhere_arrives() {
+    let fresh_for = Duration::from_millis(400);
+    let f = Fixture::sqlite();
+    let s = f.open().await;
+    let other = KeyStore::connect_with_cache(&f.url, Arc::new(KeyCache::new(fresh_for)))
+        .await
+        .unwrap();
+    s.set_setting("default_model", "a:latest").await.unwrap();
+    tokio::time::sleep(2 * crate::auth::sqlite_watch::CHECK_EVERY + Duration::from_millis(50))
+        .await;
+    assert_eq!(
+        other.setting("default_model").await.unwrap().as_deref(),
+        Some("a:latest")
+    );
+    tokio::time::sleep(2 * fresh_for + Duration::from_millis(200)).await;
+    assert_eq!(
+        other.remembered_setting("default_model", true),
+        Some(Some("a:latest".to_owned())),
+        "nobody wrote since it was read: served without a query"
+    );
+    s.set_setting("default_model", "b:latest").await.unwrap();
+    within(
+        fresh_for + Duration::from_millis(500),
+        "the new default reaches the other store within its freshness",
+        || async { other.setting("default_model").await.unwrap().as_deref() == Some("b:latest") },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn postgres_another_gateway_forgets_a_moved_or_revoked_key_as_it_commits() {
     let f = Fixture::postgres().await;
     let (here, there) = (f.open().await, f.open().await);
