@@ -42,20 +42,37 @@ async fn sqlite_another_process_sees_a_revocation_once_its_entry_is_stale() {
     assert!(there.revoked_at.is_some(), "revoked through another store");
 }
 
-#[tokio::test]
-async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_still_ends_that() {
-    let fresh_for = Duration::from_millis(400);
-    let f = Fixture::sqlite();
+/// How fresh the watched store's entries are in the tests of the SQLite watcher.
+const WATCHED_FRESH_FOR: Duration = Duration::from_millis(400);
+
+/// Two stores on one SQLite file, as two processes would open it: the first to write through,
+/// the other watched, trusting its reads for [`WATCHED_FRESH_FOR`].
+async fn writer_and_watched(f: &Fixture) -> (KeyStore, KeyStore) {
     let s = f.open().await;
-    let other = KeyStore::connect_with_cache(&f.url, Arc::new(KeyCache::new(fresh_for)))
-        .await
-        .unwrap();
-    let (key, secret) = s.create("ci", "pro", Role::User).await.unwrap();
-    // The other store's watcher sees the creation, then a quiet spell begins.
+    let cache = Arc::new(KeyCache::new(WATCHED_FRESH_FOR));
+    let other = KeyStore::connect_with_cache(&f.url, cache).await.unwrap();
+    (s, other)
+}
+
+/// Long enough for the watcher to see the last write, then begin a quiet spell.
+async fn until_quiet() {
     tokio::time::sleep(2 * crate::auth::sqlite_watch::CHECK_EVERY + Duration::from_millis(50))
         .await;
+}
+
+/// Well past [`WATCHED_FRESH_FOR`].
+async fn past_freshness() {
+    tokio::time::sleep(2 * WATCHED_FRESH_FOR + Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_still_ends_that() {
+    let f = Fixture::sqlite();
+    let (s, other) = writer_and_watched(&f).await;
+    let (key, secret) = s.create("ci", "pro", Role::User).await.unwrap();
+    until_quiet().await;
     assert!(other.authenticate(&secret).await.unwrap().is_some());
-    tokio::time::sleep(2 * fresh_for + Duration::from_millis(200)).await;
+    past_freshness().await;
     let hash = secret::hash(&secret);
     assert!(
         other.cache.get(&hash).is_some(),
@@ -63,7 +80,7 @@ async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_stil
     );
     s.revoke(&key.id).await.unwrap();
     within(
-        fresh_for + Duration::from_millis(500),
+        WATCHED_FRESH_FOR + Duration::from_millis(500),
         "the revocation reaches the other store within its freshness",
         || async {
             let found = other.authenticate(&secret).await.unwrap().unwrap();
@@ -75,20 +92,15 @@ async fn sqlite_a_key_stays_fresh_while_nobody_writes_and_a_write_elsewhere_stil
 
 #[tokio::test]
 async fn sqlite_a_setting_is_not_read_again_while_nobody_writes_and_a_change_elsewhere_arrives() {
-    let fresh_for = Duration::from_millis(400);
     let f = Fixture::sqlite();
-    let s = f.open().await;
-    let other = KeyStore::connect_with_cache(&f.url, Arc::new(KeyCache::new(fresh_for)))
-        .await
-        .unwrap();
+    let (s, other) = writer_and_watched(&f).await;
     s.set_setting("default_model", "a:latest").await.unwrap();
-    tokio::time::sleep(2 * crate::auth::sqlite_watch::CHECK_EVERY + Duration::from_millis(50))
-        .await;
+    until_quiet().await;
     assert_eq!(
         other.setting("default_model").await.unwrap().as_deref(),
         Some("a:latest")
     );
-    tokio::time::sleep(2 * fresh_for + Duration::from_millis(200)).await;
+    past_freshness().await;
     assert_eq!(
         other.remembered_setting("default_model", true),
         Some(Some("a:latest".to_owned())),
@@ -96,7 +108,7 @@ async fn sqlite_a_setting_is_not_read_again_while_nobody_writes_and_a_change_els
     );
     s.set_setting("default_model", "b:latest").await.unwrap();
     within(
-        fresh_for + Duration::from_millis(500),
+        WATCHED_FRESH_FOR + Duration::from_millis(500),
         "the new default reaches the other store within its freshness",
         || async { other.setting("default_model").await.unwrap().as_deref() == Some("b:latest") },
     )
