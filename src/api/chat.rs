@@ -42,8 +42,7 @@ pub async fn create(
     Caller(key): Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let request = ChatRequest::parse(&body)?;
-    drop(body);
+    let request = super::body::parse(body, ChatRequest::parse).await?;
     let admitted = submit(
         &state,
         &key,

@@ -34,7 +34,7 @@ pub async fn create(
     Caller(key): Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let request = EmbeddingRequest::parse(&body)?;
+    let request = super::body::parse(body, EmbeddingRequest::parse).await?;
     let admitted = submit(
         &state,
         &key,

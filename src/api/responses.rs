@@ -49,8 +49,7 @@ pub async fn create(
     Caller(key): Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let request = ResponsesRequest::parse(&body)?;
-    drop(body);
+    let request = super::body::parse(body, ResponsesRequest::parse).await?;
     let admitted = submit(
         &state,
         &key,
